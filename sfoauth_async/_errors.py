@@ -1,0 +1,637 @@
+"""Every error sfoauth_async raises, in one tree.
+
+```text
+SFOAuthError
+├── ConfigurationError (ValueError)      a setting is wrong; fix the code or the config
+├── AuthorizationError                   the browser step of the authorization-code flow failed
+│   ├── AuthorizationDeniedError         the user clicked Deny (error=access_denied)
+│   └── StateMismatchError               the callback's state is not the one we sent
+├── TokenRequestError                    a call to /services/oauth2/* did not give a token
+│   ├── OAuthError                       Salesforce answered {"error": ..., ...}
+│   │   ├── InvalidGrantError            invalid_grant: credentials, refresh token, code, JWT, user
+│   │   │   └── WrongDomainError         client credentials sent to login/test, not My Domain
+│   │   ├── LoginRateExceededError       more than 3,600 logins per user per hour (transient)
+│   │   ├── InvalidClientError           invalid_client, invalid_client_id, ..._credentials
+│   │   ├── UnsupportedGrantTypeError    the grant is disabled for the app, or wrong host/http
+│   │   ├── InvalidRequestError          a malformed request (PKCE mismatch, missing field)
+│   │   ├── InvalidScopeError            a scope the app may not request
+│   │   ├── RedirectUriMismatchError     the callback URL differs from the app's
+│   │   ├── InactiveUserError            the user is deactivated or frozen
+│   │   ├── InactiveOrgError             the org is locked, closed or suspended
+│   │   └── InvalidTokenError            revoke/introspect: the token is unknown or revoked
+│   ├── TokenEndpointUnavailableError    5xx, 408, 429, a maintenance page (transient)
+│   ├── TokenEndpointConnectionError     no answer: DNS, TCP, TLS, reset, timeout (transient)
+│   └── InvalidTokenResponseError        a 2xx answer that is not a usable token response
+├── SignatureMismatchError               the response signature does not match id + issued_at
+├── RefreshCooldownError                 a refresh just failed; not retried until the cooldown ends
+└── StoreError                           a token store could not load, save or lock
+    ├── StoreUnavailableError            the store's backend is down (Redis unreachable, ...)
+    ├── StaleTokenWriteError             a compare-and-set lost to a newer generation
+    └── StoreLockTimeoutError            another process held the refresh lock too long
+```
+
+Every error has ``transient``: ``True`` when the same request may succeed if it is sent
+again later (network trouble, Salesforce maintenance, login throttling), ``False`` when only
+a change of code, configuration or credentials can fix it. The refresher retries transient
+errors (``LoginRateExceededError`` only after a long cooldown) and never retries permanent
+ones. Messages say what went wrong and what to check; they never contain a token, a secret,
+a password or a private key.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AuthorizationDeniedError",
+    "AuthorizationError",
+    "ConfigurationError",
+    "InactiveOrgError",
+    "InactiveUserError",
+    "InvalidClientError",
+    "InvalidGrantError",
+    "InvalidRequestError",
+    "InvalidScopeError",
+    "InvalidTokenError",
+    "InvalidTokenResponseError",
+    "LoginRateExceededError",
+    "OAuthError",
+    "RedirectUriMismatchError",
+    "RefreshCooldownError",
+    "SFOAuthError",
+    "SignatureMismatchError",
+    "StaleTokenWriteError",
+    "StateMismatchError",
+    "StoreError",
+    "StoreLockTimeoutError",
+    "StoreUnavailableError",
+    "TokenEndpointConnectionError",
+    "TokenEndpointUnavailableError",
+    "TokenRequestError",
+    "UnsupportedGrantTypeError",
+    "WrongDomainError",
+    "oauth_error_from_response",
+]
+
+
+class SFOAuthError(Exception):
+    """Base of every error sfoauth_async raises.
+
+    Catch this to handle any failure of the library in one place.
+
+    Example:
+        ```python
+        try:
+            token = await flow.fetch_token()
+        except SFOAuthError as exc:
+            log.error("Salesforce login failed: %s (retry later: %s)", exc, exc.transient)
+        ```
+    """
+
+    transient: ClassVar[bool] = False
+    """Whether sending the same request again later may succeed."""
+
+
+class ConfigurationError(SFOAuthError, ValueError):
+    """A setting is wrong: fix the code or the configuration, retrying cannot help.
+
+    Example:
+        ```python
+        ClientCredentialsFlow(
+            client_id="...", client_secret="...", login_url="https://login.salesforce.com"
+        )
+        # ConfigurationError: the client credentials flow needs your My Domain URL ...
+        ```
+    """
+
+
+class AuthorizationError(SFOAuthError):
+    """The browser step of the authorization-code flow failed.
+
+    Attributes:
+        error: The ``error`` query parameter of the callback, if any.
+        description: The ``error_description`` query parameter, if any.
+
+    Example:
+        ```python
+        try:
+            code = flow.parse_callback(query_string, expected_state=request.state)
+        except AuthorizationError as exc:
+            return web.Response(status=400, text=str(exc))
+        ```
+    """
+
+    def __init__(
+        self, message: str, *, error: str | None = None, description: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.error = error
+        self.description = description
+
+
+class AuthorizationDeniedError(AuthorizationError):
+    """The user refused access on Salesforce's approval page (``error=access_denied``).
+
+    Example:
+        ```python
+        except AuthorizationDeniedError:
+            return web.Response(text="You declined; nothing was connected.")
+        ```
+    """
+
+
+class StateMismatchError(AuthorizationError):
+    """The callback's ``state`` is missing or differs from the one sent: a possible CSRF.
+
+    Example:
+        ```python
+        except StateMismatchError:
+            return web.Response(status=400, text="Start the login again.")
+        ```
+    """
+
+
+class TokenRequestError(SFOAuthError):
+    """A call to a ``/services/oauth2/*`` endpoint did not give what was asked.
+
+    Attributes:
+        status: The HTTP status, or ``None`` when no response arrived.
+        url: The endpoint URL (never with a secret: secrets go in the body).
+
+    Example:
+        ```python
+        except TokenRequestError as exc:
+            print(exc.status, exc.url, exc.transient)
+        ```
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+
+
+class OAuthError(TokenRequestError):
+    """Salesforce answered with an OAuth error body: ``{"error": ..., "error_description": ...}``.
+
+    The subclass says what the error means; ``error`` keeps Salesforce's code and
+    ``description`` its free text, which is a hint and not a contract.
+
+    Attributes:
+        error: Salesforce's code, e.g. ``"invalid_grant"``.
+        description: Salesforce's ``error_description``, e.g. ``"authentication failure"``.
+
+    Example:
+        ```python
+        except OAuthError as exc:
+            if exc.error == "invalid_grant":
+                ask_the_user_to_log_in_again()
+        ```
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str,
+        description: str | None = None,
+        status: int | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, url=url)
+        self.error = error
+        self.description = description
+
+
+class InvalidGrantError(OAuthError):
+    """``invalid_grant``: the credentials, refresh token, code or JWT assertion were refused.
+
+    Permanent: the same grant will be refused again. The message says what to check for the
+    description Salesforce gave.
+
+    Example:
+        ```python
+        except InvalidGrantError:
+            await store.delete(key)  # the refresh token is dead: ask for a new login
+        ```
+    """
+
+
+class LoginRateExceededError(OAuthError):
+    """``login rate exceeded``: the user logged in more than 3,600 times in an hour.
+
+    Salesforce sends it as ``invalid_grant`` (or the legacy ``rate_limit_exceeded``), but it
+    is not a dead credential, so it is not an `InvalidGrantError`.
+
+    Transient, but only after a long wait: the refresher does not retry it within a refresh
+    and waits ``retry_after_s`` before the next attempt.
+
+    Example:
+        ```python
+        except LoginRateExceededError as exc:
+            await asyncio.sleep(exc.retry_after_s)
+        ```
+    """
+
+    transient = True
+    retry_after_s: ClassVar[float] = 300.0
+    """How long to wait before logging in again; the limit is a rolling hour."""
+
+
+class WrongDomainError(InvalidGrantError):
+    """``request not supported on this domain``: the client credentials flow needs My Domain.
+
+    Example:
+        ```python
+        except WrongDomainError:
+            flow = ClientCredentialsFlow(..., login_url="https://acme.my.salesforce.com")
+        ```
+    """
+
+
+class InvalidClientError(OAuthError):
+    """``invalid_client`` / ``invalid_client_id`` / ``invalid_client_credentials``.
+
+    The consumer key or secret is wrong, or the app is too new to have propagated.
+
+    Example:
+        ```python
+        except InvalidClientError:
+            print("Check the consumer key and secret of the connected app.")
+        ```
+    """
+
+
+class UnsupportedGrantTypeError(OAuthError):
+    """``unsupported_grant_type``: the flow is disabled for this app, or the host is wrong.
+
+    Example:
+        ```python
+        except UnsupportedGrantTypeError:
+            print("Enable the flow in the app's OAuth settings.")
+        ```
+    """
+
+
+class InvalidRequestError(OAuthError):
+    """``invalid_request``: the request was malformed (for example a PKCE verifier mismatch).
+
+    Example:
+        ```python
+        except InvalidRequestError as exc:
+            print(exc.description)
+        ```
+    """
+
+
+class InvalidScopeError(OAuthError):
+    """``invalid_scope``: a requested scope is unknown or not allowed for the app.
+
+    Example:
+        ```python
+        except InvalidScopeError:
+            print("Add the scope to the connected app's Selected OAuth Scopes.")
+        ```
+    """
+
+
+class RedirectUriMismatchError(OAuthError):
+    """``redirect_uri_mismatch``: the redirect URI is not the app's callback URL.
+
+    Example:
+        ```python
+        except RedirectUriMismatchError:
+            print("Use exactly the Callback URL configured on the app.")
+        ```
+    """
+
+
+class InactiveUserError(OAuthError):
+    """``inactive_user``: the user is deactivated, frozen or locked.
+
+    Example:
+        ```python
+        except InactiveUserError:
+            print("Reactivate the integration user in Setup > Users.")
+        ```
+    """
+
+
+class InactiveOrgError(OAuthError):
+    """``inactive_org``: the org is locked, closed or suspended.
+
+    Example:
+        ```python
+        except InactiveOrgError:
+            print("The org cannot be used; contact its administrator.")
+        ```
+    """
+
+
+class InvalidTokenError(OAuthError):
+    """``invalid_token`` / ``unsupported_token_type`` from revoke or introspect.
+
+    Example:
+        ```python
+        except InvalidTokenError:
+            pass  # revoking an already revoked token
+        ```
+    """
+
+
+class TokenEndpointUnavailableError(TokenRequestError):
+    """Salesforce answered 5xx, 408 or 429, or a maintenance page instead of JSON.
+
+    Transient: the refresher retries it with jittered exponential backoff.
+
+    Example:
+        ```python
+        except TokenEndpointUnavailableError as exc:
+            print("Salesforce is unavailable:", exc.status)
+        ```
+    """
+
+    transient = True
+
+
+class TokenEndpointConnectionError(TokenRequestError):
+    """No answer came back: DNS, TCP, TLS, a dropped connection or a timeout.
+
+    Transient: the refresher retries it with jittered exponential backoff.
+
+    Example:
+        ```python
+        except TokenEndpointConnectionError as exc:
+            print("Cannot reach Salesforce:", exc.__cause__)
+        ```
+    """
+
+    transient = True
+
+
+class InvalidTokenResponseError(TokenRequestError):
+    """A successful answer that is not a usable token response (bad JSON, missing fields).
+
+    Example:
+        ```python
+        except InvalidTokenResponseError as exc:
+            print("Unexpected answer from", exc.url)
+        ```
+    """
+
+
+class SignatureMismatchError(SFOAuthError):
+    """The token response's ``signature`` is not HMAC-SHA256(client secret, id + issued_at).
+
+    The identity URL may have been tampered with, or the client secret is not the one that
+    issued the token.
+
+    Example:
+        ```python
+        try:
+            flow.verify_signature(token)
+        except SignatureMismatchError:
+            raise SystemExit("Refusing a token whose identity cannot be verified")
+        ```
+    """
+
+
+class RefreshCooldownError(SFOAuthError):
+    """A refresh failed moments ago; no new one starts until ``retry_at``.
+
+    Raised only when there is no usable token to fall back on. ``__cause__`` is the error of
+    the failed refresh. Transient: calls succeed again once the cooldown is over and
+    Salesforce answers.
+
+    Attributes:
+        retry_at_monotonic: ``time.monotonic()`` value after which a new refresh may start.
+
+    Example:
+        ```python
+        except RefreshCooldownError as exc:
+            log.warning("Salesforce login failing: %s", exc.__cause__)
+        ```
+    """
+
+    transient = True
+
+    def __init__(self, message: str, *, retry_at_monotonic: float) -> None:
+        super().__init__(message)
+        self.retry_at_monotonic = retry_at_monotonic
+
+
+class StoreError(SFOAuthError):
+    """A token store could not load, save or lock a token.
+
+    Example:
+        ```python
+        except StoreError as exc:
+            log.error("token store failed: %s", exc)
+        ```
+    """
+
+
+class StoreUnavailableError(StoreError):
+    """The store's backend cannot be reached (Redis down, file system error).
+
+    Transient. For a refresh token grant the refresher raises it rather than refresh without
+    the fleet-wide lock, since two unlocked refreshes of a rotating refresh token revoke it.
+
+    Example:
+        ```python
+        except StoreUnavailableError:
+            print("Redis is down; refresh-token logins wait for it.")
+        ```
+    """
+
+    transient = True
+
+
+class StaleTokenWriteError(StoreError):
+    """A compare-and-set write lost: the store already holds a newer generation.
+
+    Example:
+        ```python
+        except StaleTokenWriteError:
+            stored = await store.load(key)  # adopt the newer token instead
+        ```
+    """
+
+    transient = True
+
+
+class StoreLockTimeoutError(StoreError):
+    """Another process held the refresh lock longer than the wait allows.
+
+    Example:
+        ```python
+        except StoreLockTimeoutError:
+            print("Another worker is stuck refreshing; its lease will expire.")
+        ```
+    """
+
+    transient = True
+
+
+_ERROR_CLASSES: dict[str, type[OAuthError]] = {
+    "invalid_grant": InvalidGrantError,
+    "invalid_client": InvalidClientError,
+    "invalid_client_id": InvalidClientError,
+    "invalid_client_credentials": InvalidClientError,
+    "unauthorized_client": InvalidClientError,
+    "unsupported_grant_type": UnsupportedGrantTypeError,
+    "invalid_request": InvalidRequestError,
+    "invalid_scope": InvalidScopeError,
+    "redirect_uri_mismatch": RedirectUriMismatchError,
+    "inactive_user": InactiveUserError,
+    "inactive_org": InactiveOrgError,
+    "rate_limit_exceeded": LoginRateExceededError,
+    "invalid_token": InvalidTokenError,
+    "unsupported_token_type": InvalidTokenError,
+}
+
+# Salesforce's descriptions are free text: we match on lower-cased fragments and use them
+# only to pick a more precise class and a more helpful message, never to decide retrying alone.
+_DESCRIPTION_HINTS: tuple[tuple[str, type[OAuthError] | None, str], ...] = (
+    (
+        "login rate exceeded",
+        LoginRateExceededError,
+        "The user has logged in more than 3,600 times in the last hour. Cache and share "
+        "tokens (one AsyncSession or TokenStore per credential) instead of logging in per "
+        "request; Salesforce lifts the block as the hour rolls over.",
+    ),
+    (
+        "request not supported on this domain",
+        WrongDomainError,
+        "The client credentials flow only works on your org's My Domain login URL "
+        "(https://<MyDomain>.my.salesforce.com, or "
+        "https://<MyDomain>--<sandbox>.sandbox.my.salesforce.com), not on "
+        "login.salesforce.com, test.salesforce.com, *.lightning.force.com or "
+        "*.salesforce-setup.com.",
+    ),
+    (
+        "hasn't approved this consumer",
+        None,
+        "The user has not been authorized for this connected app. In Setup, set the app's "
+        "'Permitted Users' policy to 'Admin approved users are pre-authorized' and add the "
+        "user's profile or a permission set, or have the user approve the app once "
+        "interactively.",
+    ),
+    (
+        "expired access/refresh token",
+        None,
+        "The refresh token is revoked, expired or was rotated out (reusing a rotated refresh "
+        "token revokes it). Run the authorization flow again to get a new refresh token, and "
+        "share one refresh token per user and app through a TokenStore.",
+    ),
+    (
+        "authorization code",
+        None,
+        "Authorization codes are single use and expire within minutes: start the "
+        "authorization flow again and exchange the new code once.",
+    ),
+    (
+        "audience",
+        None,
+        "The JWT 'aud' claim is wrong: use https://login.salesforce.com for production, "
+        "https://test.salesforce.com for sandboxes, or the Experience Cloud site URL "
+        "(JWTBearerFlow's audience= argument).",
+    ),
+    (
+        "invalid assertion",
+        None,
+        "Salesforce rejected the JWT assertion: check that the certificate uploaded to the "
+        "connected app ('Use digital signatures') matches the private key, that the consumer "
+        "key is the 'iss', that the username is the 'sub', and that this machine's clock is "
+        "right.",
+    ),
+    (
+        "authentication failure",
+        None,
+        "The username, password or security token is wrong, the user is locked out, or the "
+        "org blocks the username-password flow (blocked by default in orgs created since "
+        "Summer '23). Prefer the client credentials or JWT bearer flow.",
+    ),
+    (
+        "invalid username, password, security token",
+        None,
+        "Check the username, the password and the security token (the password is sent "
+        "immediately followed by the security token), and whether the user is locked out.",
+    ),
+    (
+        "ip restricted",
+        None,
+        "The login is outside the user's allowed IP ranges or login hours: check the "
+        "profile's Login IP Ranges and Login Hours and the app's IP Relaxation policy.",
+    ),
+    (
+        "no client credentials user enabled",
+        None,
+        "Enable the client credentials flow on the app and choose a 'Run As' user in its "
+        "policies (Setup > Connected Apps / External Client Apps > Manage > Edit Policies).",
+    ),
+)
+
+_CODE_HINTS: dict[type[OAuthError], str] = {
+    InvalidGrantError: "Salesforce refused the grant: check the credentials and the app's "
+    "policies, then log in again.",
+    InvalidClientError: "Check the consumer key (client_id) and consumer secret of the "
+    "connected app; a newly created app can take up to 10 minutes to work.",
+    UnsupportedGrantTypeError: "Enable this flow in the connected app's OAuth settings, and "
+    "make sure login_url is an https:// Salesforce login or My Domain URL.",
+    InvalidRequestError: "The request was malformed; if PKCE is involved, exchange the code "
+    "with the code_verifier of the same authorization request.",
+    InvalidScopeError: "Request only scopes that are in the connected app's Selected OAuth Scopes.",
+    RedirectUriMismatchError: "The redirect_uri must equal the connected app's Callback URL, "
+    "character for character.",
+    InactiveUserError: "The user is inactive, frozen or locked: reactivate it in Setup > "
+    "Users, or use another integration user.",
+    InactiveOrgError: "The org is locked, closed or suspended: contact its administrator.",
+    InvalidTokenError: "The token is unknown, already revoked or of an unsupported type.",
+    LoginRateExceededError: "Too many logins for this user: cache and share tokens.",
+}
+
+
+def oauth_error_from_response(
+    error: str,
+    description: str | None,
+    *,
+    status: int | None = None,
+    url: str | None = None,
+) -> OAuthError:
+    """Build the typed error for an OAuth error body.
+
+    Args:
+        error: The ``error`` field, e.g. ``"invalid_grant"``.
+        description: The ``error_description`` field, if any.
+        status: The HTTP status of the response.
+        url: The endpoint that answered.
+
+    Returns:
+        The most specific `OAuthError` subclass, with a message that says what to check.
+
+    Example:
+        ```python
+        exc = oauth_error_from_response("invalid_grant", "login rate exceeded", status=400)
+        assert isinstance(exc, LoginRateExceededError)
+        ```
+    """
+    cls = _ERROR_CLASSES.get(error, OAuthError)
+    advice = _CODE_HINTS.get(cls, "See Salesforce's 'OAuth 2.0 Flow Errors' help page.")
+    lowered = (description or "").lower()
+    for fragment, hinted_cls, hint in _DESCRIPTION_HINTS:
+        if fragment in lowered:
+            # A description only narrows an invalid_grant; other codes keep their class.
+            if hinted_cls is not None and cls is InvalidGrantError:
+                cls = hinted_cls
+            advice = hint
+            break
+    said = f"{error}: {description}" if description else error
+    where = f" (HTTP {status} from {url})" if status is not None and url else ""
+    return cls(
+        f"Salesforce refused the request with {said}{where}. {advice}",
+        error=error,
+        description=description,
+        status=status,
+        url=url,
+    )

@@ -1,0 +1,125 @@
+"""`RetryPolicy`: how hard one refresh tries before it gives up, and how long it then rests."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import tenacity
+
+from ._errors import ConfigurationError, LoginRateExceededError, SFOAuthError
+
+__all__ = ["RetryPolicy", "is_retryable"]
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a token request that failed with ``exc`` is worth sending again now.
+
+    Transient errors are (connection trouble, 5xx, 429, maintenance pages); permanent ones
+    (``invalid_grant``, ``invalid_client``, ...) never are, and neither is
+    ``login rate exceeded``, which needs a wait of minutes rather than seconds.
+
+    Example:
+        ```python
+        assert not is_retryable(InvalidGrantError("...", error="invalid_grant"))
+        ```
+    """
+    return (
+        isinstance(exc, SFOAuthError)
+        and exc.transient
+        and not isinstance(exc, LoginRateExceededError)
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """Retries of one refresh, and the rest after a refresh failed.
+
+    A refresh sends up to ``attempts`` token requests, each limited to
+    ``attempt_timeout_s``, all within ``total_timeout_s``, waiting a random, exponentially
+    growing time (full jitter, from ``wait_initial_s`` up to ``wait_max_s``) between them.
+    Only transient failures are retried. When a refresh fails, no new one starts for
+    ``cooldown_s`` (``login_rate_cooldown_s`` after ``login rate exceeded``), so a storm of
+    callers cannot turn into a storm of logins.
+
+    Attributes:
+        attempts: Most token requests in one refresh.
+        total_timeout_s: Time budget of one refresh, retries and waits included.
+        attempt_timeout_s: Time limit of one token request.
+        wait_initial_s: Scale of the first backoff wait.
+        wait_max_s: Longest backoff wait.
+        cooldown_s: Rest after a failed refresh (with ±20 % jitter).
+        login_rate_cooldown_s: Rest after ``login rate exceeded`` (the limit is per hour).
+        lock_lease_s: How long a fleet-wide refresh lock is held at most before it expires
+            on its own (if its holder dies); ``None`` for ``total_timeout_s + 10``.
+
+    Example:
+        ```python
+        policy = RetryPolicy(attempts=3, total_timeout_s=10.0)
+        async with AsyncSession(flow, retry=policy) as sf:
+            ...
+        ```
+    """
+
+    attempts: int = 5
+    total_timeout_s: float = 30.0
+    attempt_timeout_s: float = 10.0
+    wait_initial_s: float = 0.2
+    wait_max_s: float = 5.0
+    cooldown_s: float = 5.0
+    login_rate_cooldown_s: float = LoginRateExceededError.retry_after_s
+    lock_lease_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigurationError(f"attempts must be at least 1, got {self.attempts}.")
+        for name in (
+            "total_timeout_s",
+            "attempt_timeout_s",
+            "wait_initial_s",
+            "wait_max_s",
+            "cooldown_s",
+            "login_rate_cooldown_s",
+        ):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ConfigurationError(f"{name} must be a finite number >= 0, got {value}.")
+        if self.lock_lease_s is not None and self.lock_lease_s <= self.total_timeout_s:
+            raise ConfigurationError(
+                f"lock_lease_s ({self.lock_lease_s}) must exceed total_timeout_s "
+                f"({self.total_timeout_s}): a lease that ends before the refresh lets a second "
+                f"process refresh the same credential."
+            )
+
+    @property
+    def lease_s(self) -> float:
+        """The fleet-wide lock lease: ``lock_lease_s``, or ``total_timeout_s + 10``.
+
+        Example:
+            ```python
+            assert RetryPolicy().lease_s == 40.0
+            ```
+        """
+        return self.lock_lease_s if self.lock_lease_s is not None else self.total_timeout_s + 10
+
+    def retrying(self) -> tenacity.AsyncRetrying:
+        """A tenacity controller for the token requests of one refresh.
+
+        Example:
+            ```python
+            async for attempt in policy.retrying():
+                with attempt:
+                    token = await flow.fetch_token()
+            ```
+        """
+        return tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(is_retryable),
+            stop=(
+                tenacity.stop_after_attempt(self.attempts)
+                | tenacity.stop_after_delay(self.total_timeout_s)
+            ),
+            wait=tenacity.wait_random_exponential(
+                multiplier=self.wait_initial_s, max=self.wait_max_s
+            ),
+            reraise=True,
+        )

@@ -1,0 +1,400 @@
+"""`AsyncSession`: aiohttp for Salesforce, with tokens that take care of themselves."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Coroutine, Generator
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from yarl import URL
+
+from ._errors import ConfigurationError
+from ._flow import Flow
+from ._middleware import BearerMiddleware
+from ._refresher import OnNewToken, Refresher, RefresherStats
+from ._retry import RetryPolicy
+from ._store import TokenStore
+from ._token import DEFAULT_SESSION_TIMEOUT, Token
+
+__all__ = ["AsyncSession"]
+
+_VERSION = re.compile(r"\d+\.\d+")
+
+
+class _RequestContext(Coroutine[Any, Any, aiohttp.ClientResponse]):
+    """What the request methods return: await it, use it with ``async with``, or make a task.
+
+    Like aiohttp's own request context manager, it is a coroutine, so ``asyncio.gather``
+    and ``asyncio.create_task`` take it as it is.
+    """
+
+    __slots__ = ("_coro", "_resp")
+
+    def __init__(self, coro: Coroutine[Any, Any, aiohttp.ClientResponse]) -> None:
+        self._coro = coro
+        self._resp: aiohttp.ClientResponse | None = None
+
+    def send(self, value: Any) -> Any:  # noqa: ANN401 - the coroutine protocol
+        return self._coro.send(value)
+
+    def throw(self, *args: Any) -> Any:  # noqa: ANN401 - the coroutine protocol
+        return self._coro.throw(*args)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, aiohttp.ClientResponse]:
+        return self._coro.__await__()
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        self._resp = await self._coro
+        return self._resp
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._resp is not None
+        self._resp.release()
+        await self._resp.wait_for_close()
+
+
+class AsyncSession:
+    """An aiohttp session for one Salesforce credential that keeps its token fresh.
+
+    It speaks aiohttp: ``async with sf.get(path) as resp``, ``resp = await sf.post(path,
+    json=...)``, ``sf.request(method, url)``. A path starting with ``/`` goes to the current
+    token's ``instance_url``; any other relative path goes under
+    ``/services/data/v<api_version>/``; absolute URLs are used as given.
+
+    The bearer token is attached only to requests (and redirect hops) to the origin of the
+    token's ``instance_url``, never to other hosts and never to token requests. Tokens are
+    refreshed in the background before they expire; a 401 ``INVALID_SESSION_ID`` refreshes
+    once for every task that saw it and replays the request once. A request body that cannot
+    be sent twice (an async generator, a consumed stream) is not replayed: that call gets the
+    401 and the next one a fresh token. A second 401 is returned as it is.
+
+    Sessions on the same flow object share one `Refresher` (one token, one refresh).
+
+    Args:
+        flow: The grant to log in with, or a `Refresher` to share explicitly.
+        token: A token to start with (e.g. from `AuthorizationCodeFlow.exchange`).
+        store: A `TokenStore` to share the token and its refreshes across processes.
+        store_key: The store key; default `Flow.store_key`.
+        session_timeout: The org's session timeout (Setup > Session Settings, or the
+            connected app's policy): tokens are refreshed before it runs out. ``None`` if
+            unknown: then only a 401 triggers a refresh.
+        refresh_ahead: How long before expiry to refresh in the background; default a
+            quarter of the lifetime, at most 5 minutes.
+        api_version: The REST API version of relative paths, e.g. ``"67.0"``.
+        on_new_token: Awaited with each new token before it is used, e.g. to persist it.
+        retry: The `RetryPolicy` of token requests.
+        introspect_expiry: Learn each new token's real expiry from
+            ``/services/oauth2/introspect`` (needs the client secret; see `Refresher`).
+        **kwargs: Passed to `aiohttp.ClientSession` (``timeout``, ``connector``,
+            ``trust_env``, ``middlewares`` to run before ours, ...).
+
+    Example:
+        ```python
+        async with AsyncSession(flow, session_timeout=timedelta(hours=2)) as sf:
+            async with sf.get("query/", params={"q": "SELECT Id FROM Account"}) as resp:
+                rows = (await resp.json())["records"]
+            resp = await sf.post("sobjects/Account/", json={"Name": "Acme"})
+        ```
+    """
+
+    def __init__(
+        self,
+        flow: Flow | Refresher,
+        *,
+        token: Token | None = None,
+        store: TokenStore | None = None,
+        store_key: str | None = None,
+        session_timeout: timedelta | None = DEFAULT_SESSION_TIMEOUT,
+        refresh_ahead: timedelta | None = None,
+        api_version: str = "67.0",
+        on_new_token: OnNewToken | None = None,
+        retry: RetryPolicy | None = None,
+        introspect_expiry: bool = False,
+        **kwargs: Any,  # noqa: ANN401 - aiohttp.ClientSession's options, passed through
+    ) -> None:
+        if not _VERSION.fullmatch(str(api_version)):
+            raise ConfigurationError(f"api_version must look like '67.0', got {api_version!r}.")
+        if "base_url" in kwargs:
+            raise ConfigurationError(
+                "AsyncSession resolves paths against the token's instance_url, which can "
+                "change on refresh; do not pass base_url."
+            )
+        if isinstance(flow, Refresher):
+            options: list[object] = [store, store_key, refresh_ahead, on_new_token, retry]
+            customised = session_timeout != DEFAULT_SESSION_TIMEOUT or introspect_expiry
+            if customised or any(o is not None for o in options):
+                raise ConfigurationError(
+                    "Given a Refresher, configure the store, timeouts, hook and retry policy "
+                    "on the Refresher itself."
+                )
+            self._refresher = flow
+            if token is not None:
+                flow.offer(token)
+        else:
+            self._refresher = Refresher.shared(
+                flow,
+                token=token,
+                store=store,
+                store_key=store_key,
+                session_timeout=session_timeout,
+                refresh_ahead=refresh_ahead,
+                on_new_token=on_new_token,
+                retry=retry,
+                introspect_expiry=introspect_expiry,
+            )
+        self._api_version = api_version
+        middlewares = tuple(kwargs.pop("middlewares", ()))
+        self._middlewares = (*middlewares, BearerMiddleware(self._refresher))
+        self._kwargs = kwargs
+        self._http: aiohttp.ClientSession | None = None
+        self._closed = False
+        self._refresher.attach(self._token_http)
+
+    # -- tokens -------------------------------------------------------------------------
+
+    @property
+    def refresher(self) -> Refresher:
+        """The `Refresher` behind this session (shared by sessions on the same flow).
+
+        Example:
+            ```python
+            print(sf.refresher.stats)
+            ```
+        """
+        return self._refresher
+
+    @property
+    def token(self) -> Token | None:
+        """The current token, or ``None`` before the first one.
+
+        Example:
+            ```python
+            print(sf.token.instance_url if sf.token else "not logged in yet")
+            ```
+        """
+        return self._refresher.token
+
+    async def get_token(self) -> Token:
+        """A valid token, refreshing first if needed (see `Refresher.get_token`).
+
+        Example:
+            ```python
+            token = await sf.get_token()
+            ```
+        """
+        return await self._refresher.get_token()
+
+    @property
+    def stats(self) -> RefresherStats:
+        """Counters of token requests, refreshes, waits and 401s (shared with the refresher).
+
+        Example:
+            ```python
+            print(sf.stats.token_requests, sf.stats.unauthorized)
+            ```
+        """
+        return self._refresher.stats
+
+    @property
+    def api_version(self) -> str:
+        """The REST API version relative paths use, e.g. ``"67.0"``.
+
+        Example:
+            ```python
+            print(f"/services/data/v{sf.api_version}/")
+            ```
+        """
+        return self._api_version
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The underlying `aiohttp.ClientSession` (with the bearer middleware installed).
+
+        Raises:
+            RuntimeError: The session is closed.
+
+        Example:
+            ```python
+            async with sf.http.ws_connect(url) as ws:
+                ...
+            ```
+        """
+        if self._closed:
+            raise RuntimeError("This AsyncSession is closed.")
+        if self._http is None:
+            self._http = aiohttp.ClientSession(middlewares=self._middlewares, **self._kwargs)
+        return self._http
+
+    def _token_http(self) -> aiohttp.ClientSession | None:
+        """The aiohttp session token requests may borrow (its middlewares are bypassed)."""
+        return self._http
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called.
+
+        Example:
+            ```python
+            assert not sf.closed
+            ```
+        """
+        return self._closed
+
+    async def _url(self, url: str | URL) -> str | URL:
+        if isinstance(url, URL):
+            if url.absolute:
+                return url
+            url = str(url)
+        if "://" in url:
+            return url
+        instance_url = (await self._refresher.get_token()).instance_url
+        if url.startswith("/"):
+            return instance_url + url
+        return f"{instance_url}/services/data/v{self._api_version}/{url}"
+
+    async def _request(
+        self,
+        method: str,
+        url: str | URL,
+        **kwargs: Any,  # noqa: ANN401 - aiohttp's request options
+    ) -> aiohttp.ClientResponse:
+        http = self.http
+        return await http.request(method, await self._url(url), **kwargs)
+
+    def request(
+        self,
+        method: str,
+        url: str | URL,
+        **kwargs: Any,  # noqa: ANN401 - aiohttp's request options
+    ) -> _RequestContext:
+        """Send a request, like `aiohttp.ClientSession.request`.
+
+        Args:
+            method: The HTTP method.
+            url: ``/services/...`` (on the instance), ``sobjects/Account/`` (under the REST
+                API version), or an absolute URL.
+            **kwargs: aiohttp's request options (``params``, ``json``, ``data``,
+                ``headers``, ``timeout``, ...).
+
+        Returns:
+            Await it for the response, or use it with ``async with``.
+
+        Example:
+            ```python
+            async with sf.request("GET", "limits/") as resp:
+                print(resp.headers["Sforce-Limit-Info"])
+            ```
+        """
+        return _RequestContext(self._request(method, url, **kwargs))
+
+    def get(self, url: str | URL, **kwargs: Any) -> _RequestContext:  # noqa: ANN401
+        """Send a GET; see `request`.
+
+        Example:
+            ```python
+            async with sf.get("sobjects/Account/001xx000003DGb2AAG") as resp:
+                account = await resp.json()
+            ```
+        """
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str | URL, **kwargs: Any) -> _RequestContext:  # noqa: ANN401
+        """Send a POST; see `request`.
+
+        Example:
+            ```python
+            resp = await sf.post("sobjects/Account/", json={"Name": "Acme"})
+            ```
+        """
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str | URL, **kwargs: Any) -> _RequestContext:  # noqa: ANN401
+        """Send a PUT; see `request`.
+
+        Example:
+            ```python
+            resp = await sf.put(upload_url, data=csv_bytes)
+            ```
+        """
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str | URL, **kwargs: Any) -> _RequestContext:  # noqa: ANN401
+        """Send a PATCH; see `request`.
+
+        Example:
+            ```python
+            resp = await sf.patch("sobjects/Account/001xx000003DGb2AAG", json={"Name": "A"})
+            ```
+        """
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str | URL, **kwargs: Any) -> _RequestContext:  # noqa: ANN401
+        """Send a DELETE; see `request`.
+
+        Example:
+            ```python
+            resp = await sf.delete("sobjects/Account/001xx000003DGb2AAG")
+            ```
+        """
+        return self.request("DELETE", url, **kwargs)
+
+    def head(self, url: str | URL, **kwargs: Any) -> _RequestContext:  # noqa: ANN401
+        """Send a HEAD; see `request`.
+
+        Example:
+            ```python
+            resp = await sf.head("limits/")
+            ```
+        """
+        return self.request("HEAD", url, **kwargs)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the session; the last session of a refresher also cancels its refresh.
+
+        Example:
+            ```python
+            sf = AsyncSession(flow)
+            try:
+                ...
+            finally:
+                await sf.close()
+            ```
+        """
+        if self._closed:
+            return
+        self._closed = True
+        http, self._http = self._http, None
+        await self._refresher.detach(self._token_http)
+        if http is not None:
+            await http.close()
+
+    async def __aenter__(self) -> Self:
+        _ = self.http
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<AsyncSession {state} {self._refresher!r}>"
