@@ -80,7 +80,11 @@ class AuthorizationCodeFlow(RefreshingFlow):
     2. Salesforce redirects back to ``redirect_uri``; `parse_callback` checks the ``state``
        in constant time and returns the code (or raises the typed error Salesforce sent).
     3. `exchange` trades the code for a `Token`; request the ``refresh_token`` scope to get
-       a refresh token, with which `fetch_token` (and `AsyncSession`) renew the session.
+       a refresh token, with which ``fetch_token(previous=token)`` (and
+       ``AsyncSession(flow, token=token)``) renew the session.
+
+    One flow object serves every user of the app: it holds no user's tokens. Each user's
+    token goes to `AsyncSession` (or `Refresher`), which keys the single flight by user.
 
     Args:
         client_id: The consumer key.
@@ -131,7 +135,6 @@ class AuthorizationCodeFlow(RefreshingFlow):
         else:
             words = scope.split() if isinstance(scope, str) else [str(s) for s in scope]
             self._scope = " ".join(dict.fromkeys(words)) or None
-        self._refresh_token = None
 
     @property
     def redirect_uri(self) -> str:
@@ -202,6 +205,11 @@ class AuthorizationCodeFlow(RefreshingFlow):
             code = flow.parse_callback(str(request.url), state=saved_state)
             ```
         """
+        if not state:
+            raise StateMismatchError(
+                "There is no state to check the callback against (the user's session may "
+                "have been lost): start the login again."
+            )
         if isinstance(callback, str):
             query = callback.split("?", 1)[1] if "?" in callback else callback
             params: Mapping[str, str] = dict(parse_qsl(query.split("#", 1)[0]))
@@ -224,7 +232,7 @@ class AuthorizationCodeFlow(RefreshingFlow):
                 description=description,
             )
         received = params.get("state") or ""
-        if not hmac.compare_digest(received.encode(), _required("state", state).encode()):
+        if not hmac.compare_digest(received.encode(), state.encode()):
             raise StateMismatchError(
                 "The callback's state does not match the one sent with the authorization "
                 "request: it may be forged (CSRF) or stale. Start the login again."
@@ -266,10 +274,7 @@ class AuthorizationCodeFlow(RefreshingFlow):
             "redirect_uri": self._redirect_uri,
             "code_verifier": _required("code_verifier", code_verifier),
         }
-        token = await self._post_token_form(form, session, session_timeout)
-        if token.refresh_token is not None:
-            self._refresh_token = token.refresh_token
-        return token
+        return await self._post_token_form(form, session, session_timeout)
 
     def _subject(self, token: Token | None) -> str:
         if token is None or token.org_id is None or token.user_id is None:

@@ -22,6 +22,7 @@ from ._authorization_code import AuthorizationCodeFlow
 from ._flow import Flow
 from ._retry import RetryPolicy
 from ._session import AsyncSession
+from ._token import Token
 
 if TYPE_CHECKING:
     from .testing import FakeSalesforceOrg
@@ -72,7 +73,7 @@ class DemoResult:
         return 1000 * statistics.quantiles(self.latencies_s, n=100, method="inclusive")[int(q) - 1]
 
 
-async def _authorization_code_token(org: FakeSalesforceOrg) -> Flow:
+async def _authorization_code_token(org: FakeSalesforceOrg) -> tuple[Flow, Token]:
     """Walk the web-server flow in auto-approve mode, as a browser would."""
     org.app.callback_urls.append(_CALLBACK)
     flow = org.authorization_code_flow(_CALLBACK)
@@ -84,8 +85,7 @@ async def _authorization_code_token(org: FakeSalesforceOrg) -> Flow:
     ):
         callback = resp.headers["Location"]
     code = flow.parse_callback(callback, state=request.state)
-    await flow.exchange(code, code_verifier=request.code_verifier)
-    return flow
+    return flow, await flow.exchange(code, code_verifier=request.code_verifier)
 
 
 async def _show_each_grant(org: FakeSalesforceOrg, out: TextIO) -> None:
@@ -93,20 +93,21 @@ async def _show_each_grant(org: FakeSalesforceOrg, out: TextIO) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         password = org.password_flow()
-    flows: list[tuple[str, Flow]] = [
-        ("client credentials", org.client_credentials_flow()),
-        ("JWT bearer", org.jwt_bearer_flow()),
-        ("refresh token", org.refresh_token_flow()),
-        ("authorization code + PKCE", await _authorization_code_token(org)),
-        ("username-password (deprecated)", password),
+    web_flow, web_token = await _authorization_code_token(org)
+    flows: list[tuple[str, Flow, Token | None]] = [
+        ("client credentials", org.client_credentials_flow(), None),
+        ("JWT bearer", org.jwt_bearer_flow(), None),
+        ("refresh token", org.refresh_token_flow(), None),
+        ("authorization code + PKCE", web_flow, web_token),
+        ("username-password (deprecated)", password, None),
     ]
-    for label, flow in flows:
-        async with AsyncSession(flow) as sf, sf.get("limits/") as resp:
-            token = sf.token
-            assert token is not None
+    for label, flow, token in flows:
+        async with AsyncSession(flow, token=token) as sf, sf.get("limits/") as resp:
+            used = sf.token
+            assert used is not None
             out.write(
-                f"  {label:<32} HTTP {resp.status}  user {token.user_id}  "
-                f"(refresh token: {'yes' if token.refresh_token else 'no'})\n"
+                f"  {label:<32} HTTP {resp.status}  user {used.user_id}  "
+                f"(refresh token: {'yes' if used.refresh_token else 'no'})\n"
             )
 
 

@@ -266,7 +266,7 @@ async def post_form(
             session,
             token_url,
             {"grant_type": "client_credentials"},
-            auth=aiohttp.BasicAuth(client_id, client_secret),
+            authorization="Basic " + base64.b64encode(b"id:secret").decode(),
         )
         ```
     """

@@ -19,9 +19,9 @@ SFOAuthError
 │   │   ├── InactiveUserError            the user is deactivated or frozen
 │   │   ├── InactiveOrgError             the org is locked, closed or suspended
 │   │   └── InvalidTokenError            revoke/introspect: the token is unknown or revoked
-│   ├── TokenEndpointUnavailableError    5xx, 408, 429, a maintenance page (transient)
+│   ├── TokenEndpointUnavailableError    5xx, 408, 425, 429, server_error, maintenance page
 │   ├── TokenEndpointConnectionError     no answer: DNS, TCP, TLS, reset, timeout (transient)
-│   └── InvalidTokenResponseError        a 2xx answer that is not a usable token response
+│   └── InvalidTokenResponseError        neither a usable answer nor an OAuth error body
 ├── SignatureMismatchError               the response signature does not match id + issued_at
 ├── RefreshCooldownError                 a refresh just failed; not retried until the cooldown ends
 └── StoreError                           a token store could not load, save or lock
@@ -115,7 +115,7 @@ class AuthorizationError(SFOAuthError):
     Example:
         ```python
         try:
-            code = flow.parse_callback(query_string, expected_state=request.state)
+            code = flow.parse_callback(query_string, state=request.state)
         except AuthorizationError as exc:
             return web.Response(status=400, text=str(exc))
         ```
@@ -340,7 +340,7 @@ class InvalidTokenError(OAuthError):
 
 
 class TokenEndpointUnavailableError(TokenRequestError):
-    """Salesforce answered 5xx, 408 or 429, or a maintenance page instead of JSON.
+    """Salesforce is unavailable: 5xx, 408, 425, 429, ``server_error`` or a maintenance page.
 
     Transient: the refresher retries it with jittered exponential backoff.
 
@@ -370,7 +370,9 @@ class TokenEndpointConnectionError(TokenRequestError):
 
 
 class InvalidTokenResponseError(TokenRequestError):
-    """A successful answer that is not a usable token response (bad JSON, missing fields).
+    """An answer that is neither usable nor an OAuth error.
+
+    Bad JSON, missing fields, a redirect, or a 4xx without an OAuth error body.
 
     Example:
         ```python

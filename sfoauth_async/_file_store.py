@@ -17,7 +17,6 @@ identity URL, expiry) stays readable so that the file can be inspected.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import errno
 import fcntl
@@ -25,19 +24,18 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from ._errors import (
-    ConfigurationError,
     StaleTokenWriteError,
     StoreError,
     StoreUnavailableError,
 )
+from ._record import Sealer, stored_from_record
 from ._store import StoredToken, TokenLock
 from ._token import Token
 
@@ -46,102 +44,8 @@ __all__ = ["FileTokenStore"]
 _T = TypeVar("_T")
 
 _VERSION = 1
-_SECRET_FIELDS = ("access_token", "refresh_token", "id_token", "raw")
 _MODE = 0o600  # the file holds bearer tokens: readable by its owner only
 _DIR_MODE = 0o700
-_MAKE_KEY = (
-    'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
-)
-
-
-class _Sealer:
-    """Seals and opens the secret fields of a token dict with Fernet (or passes them through).
-
-    Shared by the file and Redis stores so that both write the same record format.
-    """
-
-    def __init__(self, key_env: str | None) -> None:
-        self.key_env = key_env
-        self._fernet: MultiFernet | None = None
-        if key_env is None:
-            return
-        value = os.environ.get(key_env)
-        if not value or not value.strip():
-            raise ConfigurationError(
-                f"The environment variable {key_env} (encryption_key_env) is not set. Put a "
-                f"Fernet key in it; make one with: {_MAKE_KEY}"
-            )
-        # Several comma-separated keys rotate the key: the first seals, all of them open.
-        keys = [k.strip() for k in value.split(",") if k.strip()]
-        fernets = []
-        for position, key in enumerate(keys, 1):
-            try:
-                fernets.append(Fernet(key))
-            except (ValueError, binascii.Error):
-                # The message never shows the key itself: the variable may hold a real one.
-                raise ConfigurationError(
-                    f"Key {position} of the environment variable {key_env} "
-                    f"(encryption_key_env) is not a Fernet key (32 url-safe base64-encoded "
-                    f"bytes). Make one with: {_MAKE_KEY}"
-                ) from None
-        self._fernet = MultiFernet(fernets)
-
-    def seal(self, token: Token) -> dict[str, Any]:
-        """The stored form of ``token``: its dict, with the secrets sealed if a key is set."""
-        data = token.to_dict()
-        if self._fernet is None:
-            return data
-        secrets = {name: data.pop(name) for name in _SECRET_FIELDS}
-        data["sealed"] = self._fernet.encrypt(json.dumps(secrets).encode()).decode("ascii")
-        return data
-
-    def open(self, data: Mapping[str, Any], *, where: str) -> Token:
-        """The `Token` of a stored dict; ``where`` names the record in error messages.
-
-        Raises:
-            StoreError: The record is sealed and no key (or another key) is configured, or
-                it is not a stored token.
-        """
-        if "sealed" in data:
-            sealed = data["sealed"]
-            if self._fernet is None:
-                raise StoreError(
-                    f"{where} is encrypted, but this store has no key: pass "
-                    f"encryption_key_env= naming the environment variable that holds the key "
-                    f"it was written with."
-                )
-            if not isinstance(sealed, str):
-                raise StoreError(f"{where} is not a stored token (its sealed part is no string).")
-            try:
-                secrets = json.loads(self._fernet.decrypt(sealed.encode("ascii")))
-            except (InvalidToken, UnicodeEncodeError, ValueError):
-                raise StoreError(
-                    f"{where} cannot be decrypted with the key in {self.key_env}: it was "
-                    f"written with another key, or it was altered. Set {self.key_env} to the "
-                    f"key it was written with (comma-separated keys are all tried), or delete "
-                    f"the record and log in again."
-                ) from None
-            if not isinstance(secrets, dict):
-                raise StoreError(f"{where} is not a stored token (its sealed part is no object).")
-            data = {**{k: v for k, v in data.items() if k != "sealed"}, **secrets}
-        # A plaintext record is read even when a key is set: it is how a store moves to
-        # encryption (the next write seals it).
-        try:
-            return Token.from_dict(data)
-        except ValueError as exc:
-            raise StoreError(f"{where} is not a stored token: {exc}") from None
-
-
-def _stored(record: object, *, sealer: _Sealer, where: str) -> StoredToken:
-    if not isinstance(record, dict):
-        raise StoreError(f"{where} is not a stored token record (expected an object).")
-    generation = record.get("generation")
-    token = record.get("token")
-    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 1:
-        raise StoreError(f"{where} has no valid generation (a whole number from 1).")
-    if not isinstance(token, dict):
-        raise StoreError(f"{where} has no token object.")
-    return StoredToken(sealer.open(token, where=where), generation)
 
 
 def _lock_file_name(path: Path, key: str) -> Path:
@@ -233,7 +137,7 @@ class FileTokenStore:
     ) -> None:
         self._path = Path(path).expanduser().absolute()
         self._lock_path = self._path.with_name(f"{self._path.name}.lock")
-        self._sealer = _Sealer(encryption_key_env)
+        self._sealer = Sealer(encryption_key_env)
 
     @property
     def path(self) -> Path:
@@ -270,7 +174,7 @@ class FileTokenStore:
         record = records.get(key)
         if record is None:
             return None
-        return _stored(record, sealer=self._sealer, where=self._where(key))
+        return stored_from_record(record, sealer=self._sealer, where=self._where(key))
 
     async def save(self, key: str, token: Token, *, generation: int) -> None:
         """Store ``token`` as ``generation`` if the stored one is older (compare-and-set).

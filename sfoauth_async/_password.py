@@ -15,10 +15,10 @@ __all__ = ["PasswordFlow"]
 class PasswordFlow(Flow):
     """The username-password grant. Deprecated: Salesforce retires it on 2027-02-20.
 
-    It is blocked by default in orgs created since Summer '23 and unsupported by External
-    Client Apps. Move to `ClientCredentialsFlow` or `JWTBearerFlow`. Constructing one emits a
-    `DeprecationWarning`. Each token is a new login; tokens of this flow cannot be
-    introspected.
+    It is blocked by default in orgs created since Summer '23 and reported unsupported by
+    External Client Apps. Move to `ClientCredentialsFlow` or `JWTBearerFlow`. Constructing
+    one emits a `DeprecationWarning`. Each token is a new login; tokens of this flow cannot
+    be introspected.
 
     Args:
         client_id: The consumer key.

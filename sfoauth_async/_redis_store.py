@@ -29,7 +29,7 @@ from ._errors import (
     StoreError,
     StoreUnavailableError,
 )
-from ._file_store import _Sealer, _stored
+from ._record import Sealer, stored_from_record
 from ._store import StoredToken, TokenLock
 from ._token import Token
 
@@ -170,7 +170,7 @@ class RedisTokenStore:
             )
         self._client = client
         self._prefix = prefix
-        self._sealer = _Sealer(encryption_key_env)
+        self._sealer = Sealer(encryption_key_env)
         self._expire_after_token_s = expire_after_token_s
         self._owns_client = False
         self._where = _describe(client)
@@ -292,7 +292,7 @@ class RedisTokenStore:
             ) from None
         if not isinstance(record, dict) or record.get("version") != _VERSION:
             raise StoreError(f"{where} is not a version {_VERSION} sfoauth_async record.")
-        return _stored(record, sealer=self._sealer, where=where)
+        return stored_from_record(record, sealer=self._sealer, where=where)
 
     async def save(self, key: str, token: Token, *, generation: int) -> None:
         """Store ``token`` as ``generation`` if the stored one is older: an atomic Lua CAS.

@@ -20,17 +20,25 @@ __all__ = ["RefreshTokenFlow", "RefreshingFlow"]
 class RefreshingFlow(Flow):
     """Base of the grants that renew sessions with a refresh token.
 
-    When the org rotates refresh tokens, each refresh returns a new one and the old one dies
+    The refresh token comes from the token being replaced (``previous``), or else from the
+    flow itself for `RefreshTokenFlow`, which holds one credential. When the org rotates
+    refresh tokens, each refresh returns a new one and the old one dies
     (reusing it revokes the whole grant): the flow adopts the new one at once. When the
     response has none, the refresh token that was used stays valid and is kept on the token.
     """
 
     grant_type: ClassVar[str] = "refresh_token"
     uses_refresh_token: ClassVar[bool] = True
-    _refresh_token: str | None
+
+    def _own_refresh_token(self) -> str | None:
+        """The refresh token the flow itself holds, used when no previous token has one."""
+        return None
+
+    def _remember(self, refresh_token: str) -> None:
+        """Keep the refresh token to use next, if the flow holds one."""
 
     def _grant_form(self, previous: Token | None) -> dict[str, str]:
-        refresh_token = (previous.refresh_token if previous else None) or self._refresh_token
+        refresh_token = (previous.refresh_token if previous else None) or self._own_refresh_token()
         if refresh_token is None:
             raise AuthorizationError(
                 f"{type(self).__name__} has no refresh token to renew the session with. Send "
@@ -62,7 +70,7 @@ class RefreshingFlow(Flow):
         token = await self._post_token_form(form, session, session_timeout, timeout_s)
         if token.refresh_token is None:
             token = replace(token, refresh_token=used)
-        self._refresh_token = token.refresh_token
+        self._remember(used if token.refresh_token is None else token.refresh_token)
         return token
 
 
@@ -108,6 +116,12 @@ class RefreshTokenFlow(RefreshingFlow):
         self._refresh_token = _required("refresh_token", refresh_token)
         # A fingerprint, not the secret: stable for every process given the same token.
         self._fingerprint = hashlib.sha256(refresh_token.encode()).hexdigest()[:16]
+
+    def _own_refresh_token(self) -> str | None:
+        return self._refresh_token
+
+    def _remember(self, refresh_token: str) -> None:
+        self._refresh_token = refresh_token
 
     @property
     def refresh_token(self) -> str | None:

@@ -32,6 +32,7 @@ import math
 import random
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
@@ -69,12 +70,29 @@ HttpSource = Callable[[], aiohttp.ClientSession | None]
 
 _DEFAULT_AHEAD_S = 300.0  # refresh at most 5 minutes ahead, like azure-identity
 _AHEAD_FRACTION = 0.25  # ... and at most a quarter of the lifetime ahead, for short sessions
+_MAX_AHEAD_FRACTION = 0.75  # a refresh_ahead of the whole lifetime would refresh non-stop
 _MARGIN_S = 60.0  # stop trusting a token this long before its computed expiry
 _AHEAD_JITTER = 0.2  # spread a fleet's refreshes over the first 20 % of the window
 _POLL_S = (0.05, 0.15)  # how often a process waiting for another's refresh looks again
 _SAVE_ATTEMPTS = 5  # a new token is worth more tries than a token request
 
-_registry: weakref.WeakKeyDictionary[Flow, dict[str, Refresher]] = weakref.WeakKeyDictionary()
+# Refreshers by flow, then by credential (one per user for AuthorizationCodeFlow). They
+# outlive their sessions so that tokens do too, up to a bound: a web app with one flow and
+# many users keeps the most recently used ones.
+_registry: weakref.WeakKeyDictionary[Flow, OrderedDict[str, Refresher]] = (
+    weakref.WeakKeyDictionary()
+)
+_KEEP_IDLE_PER_FLOW = 1000
+
+
+def _forget_idle(by_key: OrderedDict[str, Refresher]) -> None:
+    """Drop the least recently used refreshers that nobody uses, beyond the bound."""
+    excess = len(by_key) - _KEEP_IDLE_PER_FLOW + 1
+    for key in [k for k, r in by_key.items() if not r._users and r._flight is None]:
+        if excess <= 0:
+            break
+        del by_key[key]
+        excess -= 1
 
 
 async def _finish_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:
@@ -237,9 +255,10 @@ class Refresher:
             if store is not None:
                 raise
             key = ""  # an AuthorizationCodeFlow with no token yet: one refresher per flow
-        by_key = _registry.setdefault(flow, {})
+        by_key = _registry.setdefault(flow, OrderedDict())
         refresher = by_key.get(key)
         if refresher is None:
+            _forget_idle(by_key)
             refresher = by_key[key] = cls(
                 flow,
                 token=token,
@@ -276,6 +295,7 @@ class Refresher:
                 f"one flow object share its token: give them the same settings, or give each "
                 f"its own flow object."
             )
+        by_key.move_to_end(key)
         if token is not None:
             refresher.offer(token)
         return refresher
@@ -364,6 +384,9 @@ class Refresher:
     def offer(self, token: Token) -> bool:
         """Use ``token`` if it is newer than the current one (by receive time).
 
+        A token taken this way is a new start: a permanent failure and a cooldown are
+        forgotten, as with `reset`.
+
         Returns:
             Whether it was taken.
 
@@ -375,8 +398,47 @@ class Refresher:
         current = self._token
         if current is not None and token.received_at <= current.received_at:
             return False
-        self._set(token.with_session_timeout(self._session_timeout), 0)
+        self.reset(token)
         return True
+
+    async def put_token(self, token: Token) -> None:
+        """Use a token you obtained yourself and, with a store, share it with the fleet.
+
+        For a token from `AuthorizationCodeFlow.exchange` (a new refresh token): it is saved
+        as the store's next generation unless the store already holds a newer token. Like
+        `offer`, it forgets a permanent failure.
+
+        Raises:
+            StoreError: The store could not save it.
+
+        Example:
+            ```python
+            token = await flow.exchange(code, code_verifier=request.code_verifier)
+            await Refresher.shared(flow, token=token, store=store).put_token(token)
+            ```
+        """
+        token = token.with_session_timeout(self._session_timeout)
+        if self._store is None or self._store_key is None:
+            self.reset(token)
+            return
+        for _ in range(_SAVE_ATTEMPTS):
+            stored = await self._store.load(self._store_key)
+            if stored is not None and stored.token.received_at >= token.received_at:
+                self.reset()
+                await self._adopt(stored)
+                return
+            generation = (stored.generation if stored else 0) + 1
+            try:
+                await self._store.save(self._store_key, token, generation=generation)
+            except StaleTokenWriteError:
+                continue  # another process saved meanwhile: look again
+            self.reset()
+            self._set(token, generation)
+            return
+        raise StaleTokenWriteError(
+            f"Could not save the token under {self._store_key}: other processes kept "
+            f"saving newer generations."
+        )
 
     def reset(self, token: Token | None = None) -> None:
         """Forget a permanent failure and the cooldown, optionally starting over from a token.
@@ -409,11 +471,15 @@ class Refresher:
 
         Example:
             ```python
-            refresher.attach(lambda: http)
+            def lend() -> aiohttp.ClientSession | None:
+                return http
+
+
+            refresher.attach(lend)
             try:
                 ...
             finally:
-                await refresher.detach(...)  # the same object given to attach
+                await refresher.detach(lend)
             ```
         """
         self._users.append(http)
@@ -469,7 +535,8 @@ class Refresher:
         expires = token.expires_at.timestamp()
         lifetime = max(expires - token.received_at.timestamp(), 0.0)
         if self._refresh_ahead is not None:
-            ahead = self._refresh_ahead.total_seconds()
+            # Never so far ahead that a new token is already due when it arrives.
+            ahead = min(self._refresh_ahead.total_seconds(), lifetime * _MAX_AHEAD_FRACTION)
         else:
             ahead = min(_DEFAULT_AHEAD_S, lifetime * _AHEAD_FRACTION)
         margin = min(_MARGIN_S, lifetime / 20, ahead / 2)
@@ -743,20 +810,23 @@ class Refresher:
                         f"storing a token."
                     )
                 await asyncio.sleep(random.uniform(*_POLL_S))  # noqa: S311
-        except StoreUnavailableError as exc:
-            if self._flow.uses_refresh_token:
+        except StoreError as exc:
+            if not self._flow.uses_refresh_token:
+                # Independent logins (JWT, client credentials): safe without the lock.
+                log.warning(
+                    "The token store failed (%s); refreshing the %s token in this process "
+                    "only, without the fleet-wide lock",
+                    exc,
+                    self._name,
+                )
+                return await self._fetch(self._token, generation=self._generation, save=False)
+            if isinstance(exc, StoreUnavailableError):
                 raise StoreUnavailableError(
                     f"The token store is unavailable ({exc}), and a refresh token is never "
                     f"refreshed without the fleet-wide lock: two processes using it at once "
                     f"get it revoked. Requests resume when the store is back."
                 ) from exc
-            log.warning(
-                "The token store is unavailable (%s); refreshing the %s token in this "
-                "process only, without the fleet-wide lock",
-                exc,
-                self._name,
-            )
-            return await self._fetch(self._token, generation=self._generation, save=False)
+            raise
 
     async def _refresh_locked(self, store: TokenStore, key: str) -> Token:
         stored = await store.load(key)

@@ -83,7 +83,8 @@ class AsyncSession:
 
     Args:
         flow: The grant to log in with, or a `Refresher` to share explicitly.
-        token: A token to start with (e.g. from `AuthorizationCodeFlow.exchange`).
+        token: A token to start with (e.g. from `AuthorizationCodeFlow.exchange`). With a
+            ``store``, it is saved there first unless the store holds a newer one.
         store: A `TokenStore` to share the token and its refreshes across processes.
         store_key: The store key; default `Flow.store_key`.
         session_timeout: The org's session timeout (Setup > Session Settings, or the
@@ -159,6 +160,8 @@ class AsyncSession:
         self._kwargs = kwargs
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
+        # A token given with a store is shared with the fleet before its first use.
+        self._to_share = token if store is not None else None
         self._refresher.attach(self._token_http)
 
     # -- tokens -------------------------------------------------------------------------
@@ -193,7 +196,14 @@ class AsyncSession:
             token = await sf.get_token()
             ```
         """
+        if self._to_share is not None:
+            await self._share_given_token()
         return await self._refresher.get_token()
+
+    async def _share_given_token(self) -> None:
+        token, self._to_share = self._to_share, None
+        if token is not None:
+            await self._refresher.put_token(token)
 
     @property
     def stats(self) -> RefresherStats:
@@ -260,7 +270,7 @@ class AsyncSession:
             url = str(url)
         if "://" in url:
             return url
-        instance_url = (await self._refresher.get_token()).instance_url
+        instance_url = (await self.get_token()).instance_url
         if url.startswith("/"):
             return instance_url + url
         return f"{instance_url}/services/data/v{self._api_version}/{url}"
@@ -272,6 +282,8 @@ class AsyncSession:
         **kwargs: Any,  # noqa: ANN401 - aiohttp's request options
     ) -> aiohttp.ClientResponse:
         http = self.http
+        if self._to_share is not None:
+            await self._share_given_token()
         return await http.request(method, await self._url(url), **kwargs)
 
     def request(
@@ -385,6 +397,8 @@ class AsyncSession:
 
     async def __aenter__(self) -> Self:
         _ = self.http
+        if self._to_share is not None:
+            await self._share_given_token()
         return self
 
     async def __aexit__(

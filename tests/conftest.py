@@ -70,8 +70,6 @@ def http(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
 # Keep this section at the END of the file; other sections go above it.
 # =========================================================================================
 
-import os  # noqa: E402
-import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402

@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
-import aiohttp
 import pytest
 from aioresponses import aioresponses
 from multidict import MultiDict
-from yarl import URL
+from sent import authorization, form, posts_to
 
 from sfoauth_async import (
     AuthorizationCodeFlow,
@@ -42,34 +41,6 @@ RESPONSE = {
     "token_type": "Bearer",
     "issued_at": "1700000000000",
 }
-
-
-
-
-
-
-def _requests(mock: aioresponses, url: str = TOKEN_URL) -> list[dict[str, Any]]:
-    """Every POST sent to url, in order, as aiohttp keyword arguments."""
-    assert set(mock.requests) <= {("POST", URL(url))}
-    return [call.kwargs for call in mock.requests.get(("POST", URL(url)), [])]
-
-
-def _form(kwargs: dict[str, Any]) -> dict[str, str]:
-    """The body aiohttp sends for the request, decoded; it must be form-urlencoded."""
-    payload = aiohttp.FormData(kwargs["data"])()
-    assert payload.content_type == "application/x-www-form-urlencoded"
-    pairs = parse_qsl(payload._value.decode(), keep_blank_values=True)
-    assert len(pairs) == len(dict(pairs)), "a field is sent twice"
-    return dict(pairs)
-
-
-def _authorization(kwargs: dict[str, Any]) -> str | None:
-    """The Authorization header the request carries, from auth= or headers=."""
-    headers = {k.lower(): v for k, v in (kwargs.get("headers") or {}).items()}
-    if kwargs.get("auth") is not None:
-        assert "authorization" not in headers
-        return kwargs["auth"].encode()
-    return headers.get("authorization")
 
 
 def _flow(**kwargs: Any) -> AuthorizationCodeFlow:
@@ -263,8 +234,8 @@ async def test_exchange_sends_the_code_grant(http: aioresponses):
     flow = _flow()
     request = flow.authorization_url()
     token = await flow.exchange("aPrx/code==", code_verifier=request.code_verifier)
-    (kwargs,) = _requests(http)
-    assert _form(kwargs) == {
+    (kwargs,) = posts_to(http, TOKEN_URL)
+    assert form(kwargs) == {
         "grant_type": "authorization_code",
         "code": "aPrx/code==",
         "redirect_uri": REDIRECT_URI,
@@ -272,7 +243,7 @@ async def test_exchange_sends_the_code_grant(http: aioresponses):
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
     }
-    assert _authorization(kwargs) is None
+    assert authorization(kwargs) is None
     ((_, url),) = http.requests
     assert url.query_string == ""
     assert token.refresh_token == REFRESH_TOKEN
@@ -283,8 +254,8 @@ async def test_public_client_sends_no_secret(http: aioresponses):
     http.post(TOKEN_URL, payload=RESPONSE)
     flow = _flow(client_secret=None)
     await flow.exchange("code-1", code_verifier="v" * 43)
-    (kwargs,) = _requests(http)
-    assert _form(kwargs) == {
+    (kwargs,) = posts_to(http, TOKEN_URL)
+    assert form(kwargs) == {
         "grant_type": "authorization_code",
         "code": "code-1",
         "redirect_uri": REDIRECT_URI,
@@ -297,15 +268,15 @@ async def test_exchange_with_basic_auth(http: aioresponses):
     """With Basic auth the credentials go in the header, never also in the body."""
     http.post(TOKEN_URL, payload=RESPONSE)
     await _flow(client_auth="basic").exchange("code-1", code_verifier="v" * 43)
-    (kwargs,) = _requests(http)
-    assert _form(kwargs) == {
+    (kwargs,) = posts_to(http, TOKEN_URL)
+    assert form(kwargs) == {
         "grant_type": "authorization_code",
         "code": "code-1",
         "redirect_uri": REDIRECT_URI,
         "code_verifier": "v" * 43,
     }
     expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-    assert _authorization(kwargs) == f"Basic {expected}"
+    assert authorization(kwargs) == f"Basic {expected}"
 
 
 def test_public_client_with_basic_auth_is_refused():
@@ -341,9 +312,9 @@ async def test_fetch_token_after_exchange_refreshes(http: aioresponses):
     flow = _flow()
     first = await flow.exchange("code-1", code_verifier="v" * 43)
     second = await flow.fetch_token(previous=first)
-    exchange, refresh = _requests(http)
-    assert _form(exchange)["grant_type"] == "authorization_code"
-    assert _form(refresh) == {
+    exchange, refresh = posts_to(http, TOKEN_URL)
+    assert form(exchange)["grant_type"] == "authorization_code"
+    assert form(refresh) == {
         "grant_type": "refresh_token",
         "refresh_token": REFRESH_TOKEN,
         "client_id": CLIENT_ID,
@@ -353,16 +324,33 @@ async def test_fetch_token_after_exchange_refreshes(http: aioresponses):
 
 
 async def test_fetch_token_after_exchange_adopts_rotation(http: aioresponses):
-    """A rotated refresh token from a refresh is used by the next one."""
+    """A rotated refresh token rides on the new token and is what the next refresh uses."""
     http.post(TOKEN_URL, payload=RESPONSE)
     http.post(TOKEN_URL, payload={**RESPONSE, "refresh_token": "5Aep861FAKE.REFRESH.TWO"})
     http.post(TOKEN_URL, payload=RESPONSE | {"refresh_token": "5Aep861FAKE.REFRESH.THREE"})
     flow = _flow()
-    await flow.exchange("code-1", code_verifier="v" * 43)
-    await flow.fetch_token()
-    await flow.fetch_token()
-    used = [_form(k).get("refresh_token") for k in _requests(http)]
+    first = await flow.exchange("code-1", code_verifier="v" * 43)
+    second = await flow.fetch_token(previous=first)
+    third = await flow.fetch_token(previous=second)
+    used = [form(k).get("refresh_token") for k in posts_to(http, TOKEN_URL)]
     assert used == [None, REFRESH_TOKEN, "5Aep861FAKE.REFRESH.TWO"]
+    assert third.refresh_token == "5Aep861FAKE.REFRESH.THREE"
+
+
+async def test_one_flow_never_mixes_users(http: aioresponses):
+    """The flow holds no user's refresh token: without a previous token it cannot refresh."""
+    http.post(TOKEN_URL, payload=RESPONSE)
+    flow = _flow()
+    await flow.exchange("code-of-another-user", code_verifier="v" * 43)
+    with pytest.raises(AuthorizationError):
+        await flow.fetch_token()
+    assert len(posts_to(http, TOKEN_URL)) == 1
+
+
+def test_parse_callback_without_a_saved_state_is_a_state_mismatch():
+    """An empty expected state (a lost user session) is refused as a state mismatch."""
+    with pytest.raises(StateMismatchError, match="start the login again"):
+        _flow().parse_callback("code=abc&state=", state="")
 
 
 async def test_fetch_token_without_refresh_token_raises(http: aioresponses):
@@ -374,7 +362,7 @@ async def test_fetch_token_without_refresh_token_raises(http: aioresponses):
     token = await flow.exchange("code-1", code_verifier="v" * 43)
     with pytest.raises(AuthorizationError):
         await flow.fetch_token(previous=token)
-    assert len(_requests(http)) == 1
+    assert len(posts_to(http, TOKEN_URL)) == 1
 
 
 def test_store_key_names_the_user_not_the_refresh_token():

@@ -29,7 +29,7 @@ class WebApp:
     flow: AuthorizationCodeFlow | None = None
     pending: dict[str, AuthorizationRequest] = field(default_factory=dict)
 
-    async def login(self, request: web.Request) -> web.Response:
+    async def login(self, _: web.Request) -> web.Response:
         """Send the browser to Salesforce with a fresh state and PKCE verifier."""
         assert self.flow is not None
         auth = self.flow.authorization_url(prompt="login")

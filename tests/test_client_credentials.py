@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
 from aioresponses import aioresponses
+from sent import authorization, form, only_request
 from yarl import URL
 
 from sfoauth_async import (
@@ -36,37 +36,6 @@ RESPONSE = {
 }
 
 
-
-
-
-
-def _only_request(mock: aioresponses) -> tuple[str, URL, dict[str, Any]]:
-    """The one request sent: method, URL and aiohttp keyword arguments."""
-    ((method, url), calls) = next(iter(mock.requests.items()))
-    assert len(mock.requests) == 1
-    assert len(calls) == 1
-    return method, url, calls[0].kwargs
-
-
-def _form(kwargs: dict[str, Any]) -> dict[str, str]:
-    """The body aiohttp sends for the request, decoded; it must be form-urlencoded."""
-    payload = aiohttp.FormData(kwargs["data"])()
-    assert payload.content_type == "application/x-www-form-urlencoded"
-    pairs = parse_qsl(payload._value.decode(), keep_blank_values=True)
-    assert len(pairs) == len(dict(pairs)), "a field is sent twice"
-    return dict(pairs)
-
-
-def _authorization(kwargs: dict[str, Any]) -> str | None:
-    """The Authorization header the request carries, from auth= or headers=."""
-    headers = {k.lower(): v for k, v in (kwargs.get("headers") or {}).items()}
-    assert "content-type" not in headers
-    if kwargs.get("auth") is not None:
-        assert "authorization" not in headers
-        return kwargs["auth"].encode()
-    return headers.get("authorization")
-
-
 def _flow(**kwargs: Any) -> ClientCredentialsFlow:
     options = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "login_url": MY_DOMAIN}
     return ClientCredentialsFlow(**{**options, **kwargs})
@@ -76,15 +45,15 @@ async def test_request_is_exactly_grant_type_and_client_credentials(http: aiores
     """Body auth: POST /services/oauth2/token with grant_type, client_id, client_secret only."""
     http.post(TOKEN_URL, payload=RESPONSE)
     await _flow().fetch_token()
-    method, url, kwargs = _only_request(http)
+    method, url, kwargs = only_request(http)
     assert method == "POST"
     assert url == URL(TOKEN_URL)
-    assert _form(kwargs) == {
+    assert form(kwargs) == {
         "grant_type": "client_credentials",
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
     }
-    assert _authorization(kwargs) is None
+    assert authorization(kwargs) is None
     assert kwargs["allow_redirects"] is False
 
 
@@ -92,10 +61,10 @@ async def test_basic_auth_moves_credentials_to_the_header(http: aioresponses):
     """Basic auth: 'Authorization: Basic base64(id:secret)' and a body of grant_type only."""
     http.post(TOKEN_URL, payload=RESPONSE)
     await _flow(client_auth="basic").fetch_token()
-    _, _, kwargs = _only_request(http)
-    assert _form(kwargs) == {"grant_type": "client_credentials"}
+    _, _, kwargs = only_request(http)
+    assert form(kwargs) == {"grant_type": "client_credentials"}
     expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-    assert _authorization(kwargs) == f"Basic {expected}"
+    assert authorization(kwargs) == f"Basic {expected}"
 
 
 @pytest.mark.parametrize("client_auth", ["body", "basic"])
@@ -103,11 +72,11 @@ async def test_no_secret_in_url_and_no_bearer(http: aioresponses, client_auth: s
     """The secret never goes in the URL and no Bearer header is sent to the token endpoint."""
     http.post(TOKEN_URL, payload=RESPONSE)
     await _flow(client_auth=client_auth).fetch_token()
-    _, url, kwargs = _only_request(http)
+    _, url, kwargs = only_request(http)
     assert url.query_string == ""
     assert CLIENT_SECRET not in str(url)
     assert kwargs.get("params") is None
-    assert not (_authorization(kwargs) or "").startswith("Bearer")
+    assert not (authorization(kwargs) or "").startswith("Bearer")
 
 
 async def test_login_url_path_is_kept(http: aioresponses):
@@ -117,7 +86,7 @@ async def test_login_url_path_is_kept(http: aioresponses):
     flow = _flow(login_url="https://acme.my.site.com/partners/")
     assert flow.token_url == token_url
     await flow.fetch_token()
-    _, url, _ = _only_request(http)
+    _, url, _ = only_request(http)
     assert url == URL(token_url)
 
 
@@ -138,7 +107,7 @@ async def test_uses_the_given_session(http: aioresponses):
     async with aiohttp.ClientSession() as session:
         await _flow().fetch_token(session)
         assert not session.closed
-    _only_request(http)
+    only_request(http)
 
 
 async def test_wrong_domain_answer_is_wrong_domain_error(http: aioresponses):

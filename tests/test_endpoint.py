@@ -38,10 +38,6 @@ TOKEN_BODY = {"access_token": "00Dxx!FAKE", "instance_url": "https://acme.my.sal
 MAINTENANCE_PAGE = "<!DOCTYPE html><html><body>Salesforce is down for maintenance</body></html>"
 
 
-
-
-
-
 def _calls(mock: aioresponses, method: str, url: str) -> list[dict[str, Any]]:
     return [call.kwargs for call in mock.requests.get((method, URL(url)), [])]
 

@@ -3,11 +3,12 @@
 The fake org runs here, on the test's event loop; each worker is a separate Python process
 (``tests/fleet_worker.py``) with its own `AsyncSession`, sending bursts of concurrent API
 requests through several token expiries. Token requests are counted by the org itself.
-Sessions last 3 s on the org, and the workers are told the same ``session_timeout``.
+Sessions last 2 s (the org keeps them 1.5 s longer, see ORG_SLACK_S).
 
-Sized for 2 cores: the org serves roughly 1,500 requests a second there, so a burst of
-8 x 500 requests takes a few seconds and many requests reach the org after their token's
-session ended; they get a 401 and are replayed with the new token, never a second login.
+Sized for 2 cores, which the org and the workers share: about 1,300 requests a second, so
+a burst of 8 x 500 requests takes some 3 s. Bursts start BURST_INTERVAL_S apart, and each
+one starts after the previous token's refresh point, so a run of 3 bursts crosses 2
+expiries and must make exactly 3 token requests.
 """
 
 from __future__ import annotations
@@ -30,15 +31,20 @@ from sfoauth_async.testing import FakeSalesforceOrg, Fault
 pytestmark = pytest.mark.stress
 log = logging.getLogger(__name__)
 
-LIFETIME_S = 3.0
+# Short sessions, so that a run crosses several expiries in a few seconds.
+LIFETIME_S = 2.0
 # The org keeps sessions a little longer than the workers believe. On 2 saturated cores a
 # request waits up to ~1.5 s between being signed and reaching the org, far more than the
-# refresher's safety margin for a 3 s session (lifetime / 20 = 0.15 s), so with equal
+# refresher's safety margin for a 2 s session (lifetime / 20 = 0.1 s), so with equal
 # lifetimes some replays after a 401 meet an expired session too. Real sessions (15 min to
 # 24 h) have a margin of 45-60 s; this slack stands for it.
 ORG_SLACK_S = 1.5
+# Bursts start a session apart, plus the up to ~1 s a token request can take on a loaded
+# machine: each burst then starts past the previous token's refresh point, so every burst
+# makes exactly one token request (a burst reads the token once per request, at its start).
+BURST_INTERVAL_S = LIFETIME_S + 1.0
 API_PATH = "/services/data/v67.0/limits/"
-# Sized for a 3 s session on a loaded 2-core machine: a slow token request must never time
+# Sized for a 2 s session on a loaded 2-core machine: a slow token request must never time
 # out and be sent again (a second token request), and the lease outlives the refresh.
 RETRY = {"attempts": 2, "total_timeout_s": 4.0, "attempt_timeout_s": 4.0, "lock_lease_s": 6.0}
 
@@ -83,7 +89,7 @@ def fleet_config(
     *,
     concurrency: int,
     bursts: int = 3,
-    interval_s: float = LIFETIME_S,
+    interval_s: float = BURST_INTERVAL_S,
     retry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One worker's config (see tests/fleet_worker.py)."""
@@ -266,7 +272,7 @@ async def test_redis_outage_falls_back_for_client_credentials_and_fails_refresh_
     store_config = {"kind": "redis", "url": server.url}
     retry = {**RETRY, "cooldown_s": 0.3}
     first_refresh_token = org.issue_refresh_token()
-    common = {"concurrency": 100, "bursts": 8, "interval_s": 0.75, "retry": retry}
+    common = {"concurrency": 100, "bursts": 9, "interval_s": 0.6, "retry": retry}
     cc = fleet_config(store_config, client_credentials(org), **common)
     rt = fleet_config(store_config, refresh_token(org, first_refresh_token), **common)
     pause = {"pause_after_first_burst": True}

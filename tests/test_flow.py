@@ -8,13 +8,12 @@ import hmac
 import warnings
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
-import aiohttp
 import pytest
 from aioresponses import aioresponses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sent import authorization, form, only_request
 from yarl import URL
 
 from sfoauth_async import (
@@ -41,10 +40,6 @@ IDENTITY_URL = "https://login.salesforce.com/id/00Dxx0000001gPLEAY/005xx000001Sw
 ISSUED_AT = "1278448832702"
 
 
-
-
-
-
 @pytest.fixture(scope="session")
 def rsa_pem() -> bytes:
     """One RSA key for the session, for JWT bearer flows."""
@@ -54,32 +49,6 @@ def rsa_pem() -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-
-
-def _only_request(mock: aioresponses) -> tuple[str, URL, dict[str, Any]]:
-    """The one request sent: method, URL and aiohttp keyword arguments."""
-    assert len(mock.requests) == 1
-    ((method, url), calls) = next(iter(mock.requests.items()))
-    assert len(calls) == 1
-    return method, url, calls[0].kwargs
-
-
-def _form(kwargs: dict[str, Any]) -> dict[str, str]:
-    """The body aiohttp sends for the request, decoded; it must be form-urlencoded."""
-    payload = aiohttp.FormData(kwargs["data"])()
-    assert payload.content_type == "application/x-www-form-urlencoded"
-    pairs = parse_qsl(payload._value.decode(), keep_blank_values=True)
-    assert len(pairs) == len(dict(pairs)), "a field is sent twice"
-    return dict(pairs)
-
-
-def _authorization(kwargs: dict[str, Any]) -> str | None:
-    """The Authorization header the request carries, from auth= or headers=."""
-    headers = {k.lower(): v for k, v in (kwargs.get("headers") or {}).items()}
-    if kwargs.get("auth") is not None:
-        assert "authorization" not in headers
-        return kwargs["auth"].encode()
-    return headers.get("authorization")
 
 
 def _cc_flow(**kwargs: Any) -> ClientCredentialsFlow:
@@ -111,17 +80,17 @@ async def test_revoke_sends_the_refresh_token_of_a_token(http: aioresponses):
     """Revoking a Token with a refresh token revokes the refresh token (and its sessions)."""
     http.post(REVOKE_URL, status=200, body="")
     assert await _cc_flow().revoke(_token(refresh_token=REFRESH_TOKEN)) is True
-    method, url, kwargs = _only_request(http)
+    method, url, kwargs = only_request(http)
     assert (method, url) == ("POST", URL(REVOKE_URL))
-    assert _form(kwargs) == {"token": REFRESH_TOKEN}
+    assert form(kwargs) == {"token": REFRESH_TOKEN}
 
 
 async def test_revoke_sends_the_access_token_without_refresh_token(http: aioresponses):
     """A Token without a refresh token has its access token revoked."""
     http.post(REVOKE_URL, status=200, body="")
     assert await _cc_flow().revoke(_token()) is True
-    _, _, kwargs = _only_request(http)
-    assert _form(kwargs) == {"token": ACCESS_TOKEN}
+    _, _, kwargs = only_request(http)
+    assert form(kwargs) == {"token": ACCESS_TOKEN}
 
 
 @pytest.mark.parametrize("client_auth", ["body", "basic"])
@@ -129,9 +98,9 @@ async def test_revoke_sends_no_client_credentials(http: aioresponses, client_aut
     """The revoke body is token= only: no client id or secret, no Authorization header."""
     http.post(REVOKE_URL, status=200, body="")
     await _cc_flow(client_auth=client_auth).revoke("a-token-string")
-    _, url, kwargs = _only_request(http)
-    assert _form(kwargs) == {"token": "a-token-string"}
-    assert _authorization(kwargs) is None
+    _, url, kwargs = only_request(http)
+    assert form(kwargs) == {"token": "a-token-string"}
+    assert authorization(kwargs) is None
     assert url.query_string == ""
 
 
@@ -171,7 +140,7 @@ async def test_revoke_keeps_the_login_url_path(http: aioresponses):
     url = "https://acme.my.site.com/partners/services/oauth2/revoke"
     http.post(url, status=200, body="")
     await _cc_flow(login_url="https://acme.my.site.com/partners").revoke("t")
-    _, sent_to, _ = _only_request(http)
+    _, sent_to, _ = only_request(http)
     assert sent_to == URL(url)
 
 
@@ -188,8 +157,8 @@ async def test_jwt_flow_can_revoke(http: aioresponses, rsa_pem: bytes):
     http.post(url, status=200, body="")
     flow = JWTBearerFlow(client_id=CLIENT_ID, username="u@acme.example", private_key=rsa_pem)
     assert await flow.revoke(_token()) is True
-    _, _, kwargs = _only_request(http)
-    assert _form(kwargs) == {"token": ACCESS_TOKEN}
+    _, _, kwargs = only_request(http)
+    assert form(kwargs) == {"token": ACCESS_TOKEN}
 
 
 # --- introspect ----------------------------------------------------------------------------
@@ -212,15 +181,15 @@ async def test_introspect_body_auth_and_parsing(http: aioresponses):
         },
     )
     info = await _cc_flow().introspect(_token())
-    method, url, kwargs = _only_request(http)
+    method, url, kwargs = only_request(http)
     assert (method, url) == ("POST", URL(INTROSPECT_URL))
-    assert _form(kwargs) == {
+    assert form(kwargs) == {
         "token": ACCESS_TOKEN,
         "token_type_hint": "access_token",
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
     }
-    assert _authorization(kwargs) is None
+    assert authorization(kwargs) is None
     assert isinstance(info, Introspection)
     assert info.active is True
     assert info.scope == frozenset({"api", "refresh_token"})
@@ -240,27 +209,27 @@ async def test_introspect_basic_auth(http: aioresponses):
     """With client_auth='basic' the credentials go in the header only."""
     http.post(INTROSPECT_URL, payload={"active": True})
     await _cc_flow(client_auth="basic").introspect(_token())
-    _, _, kwargs = _only_request(http)
-    assert _form(kwargs) == {"token": ACCESS_TOKEN, "token_type_hint": "access_token"}
+    _, _, kwargs = only_request(http)
+    assert form(kwargs) == {"token": ACCESS_TOKEN, "token_type_hint": "access_token"}
     expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-    assert _authorization(kwargs) == f"Basic {expected}"
+    assert authorization(kwargs) == f"Basic {expected}"
 
 
 async def test_introspect_refresh_token_hint(http: aioresponses):
     """A token string with token_type_hint='refresh_token' sends that hint."""
     http.post(INTROSPECT_URL, payload={"active": True, "token_type": "refresh_token"})
     await _cc_flow().introspect(REFRESH_TOKEN, token_type_hint="refresh_token")
-    _, _, kwargs = _only_request(http)
-    assert _form(kwargs)["token"] == REFRESH_TOKEN
-    assert _form(kwargs)["token_type_hint"] == "refresh_token"
+    _, _, kwargs = only_request(http)
+    assert form(kwargs)["token"] == REFRESH_TOKEN
+    assert form(kwargs)["token_type_hint"] == "refresh_token"
 
 
 async def test_introspect_string_without_hint_sends_none(http: aioresponses):
     """A bare token string is sent without a guessed hint."""
     http.post(INTROSPECT_URL, payload={"active": True})
     await _cc_flow().introspect("some-token")
-    _, _, kwargs = _only_request(http)
-    assert "token_type_hint" not in _form(kwargs)
+    _, _, kwargs = only_request(http)
+    assert "token_type_hint" not in form(kwargs)
 
 
 async def test_introspect_inactive(http: aioresponses):
@@ -306,9 +275,9 @@ async def test_userinfo_gets_with_bearer(http: aioresponses):
     info = {"sub": IDENTITY_URL, "preferred_username": "u@acme.example"}
     http.get(USERINFO_URL, payload=info)
     assert await _cc_flow().userinfo(_token()) == info
-    method, url, kwargs = _only_request(http)
+    method, url, kwargs = only_request(http)
     assert (method, url) == ("GET", URL(USERINFO_URL))
-    assert _authorization(kwargs) == f"Bearer {ACCESS_TOKEN}"
+    assert authorization(kwargs) == f"Bearer {ACCESS_TOKEN}"
     assert kwargs.get("data") is None
     assert url.query_string == ""
 
@@ -318,7 +287,7 @@ async def test_userinfo_keeps_the_login_url_path(http: aioresponses):
     url = "https://acme.my.site.com/partners/services/oauth2/userinfo"
     http.get(url, payload={"sub": "x"})
     await _cc_flow(login_url="https://acme.my.site.com/partners").userinfo(_token())
-    _, sent_to, _ = _only_request(http)
+    _, sent_to, _ = only_request(http)
     assert sent_to == URL(url)
 
 

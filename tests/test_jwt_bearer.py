@@ -8,14 +8,13 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qsl
 
-import aiohttp
 import pytest
 from aioresponses import aioresponses
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from sent import form, only_request
 from yarl import URL
 
 from sfoauth_async import ConfigurationError, InvalidGrantError, JWTBearerFlow, _jwt_bearer
@@ -65,27 +64,6 @@ def encrypted_pem(rsa_key: rsa.RSAPrivateKey) -> bytes:
     )
 
 
-
-
-
-
-def _only_request(mock: aioresponses) -> tuple[str, URL, dict[str, Any]]:
-    """The one request sent: method, URL and aiohttp keyword arguments."""
-    assert len(mock.requests) == 1
-    ((method, url), calls) = next(iter(mock.requests.items()))
-    assert len(calls) == 1
-    return method, url, calls[0].kwargs
-
-
-def _form(kwargs: dict[str, Any]) -> dict[str, str]:
-    """The body aiohttp sends for the request, decoded; it must be form-urlencoded."""
-    payload = aiohttp.FormData(kwargs["data"])()
-    assert payload.content_type == "application/x-www-form-urlencoded"
-    pairs = parse_qsl(payload._value.decode(), keep_blank_values=True)
-    assert len(pairs) == len(dict(pairs)), "a field is sent twice"
-    return dict(pairs)
-
-
 def _b64url_decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
@@ -123,13 +101,13 @@ async def test_request_is_grant_type_and_assertion_only(http: aioresponses, pem:
     """POST /services/oauth2/token with grant_type and assertion only: no client_id/secret."""
     http.post("https://login.salesforce.com/services/oauth2/token", payload=RESPONSE)
     await _flow(pem).fetch_token()
-    method, url, kwargs = _only_request(http)
+    method, url, kwargs = only_request(http)
     assert method == "POST"
     assert url == URL("https://login.salesforce.com/services/oauth2/token")
     assert url.query_string == ""
-    form = _form(kwargs)
-    assert set(form) == {"grant_type", "assertion"}
-    assert form["grant_type"] == GRANT_TYPE
+    body = form(kwargs)
+    assert set(body) == {"grant_type", "assertion"}
+    assert body["grant_type"] == GRANT_TYPE
     assert kwargs.get("auth") is None
     headers = {k.lower() for k in (kwargs.get("headers") or {})}
     assert "authorization" not in headers
@@ -143,8 +121,8 @@ async def test_assertion_is_rs256_signed_with_exact_claims(
     before = time.time()
     await _flow(pem).fetch_token()
     after = time.time()
-    _, _, kwargs = _only_request(http)
-    header, claims = _verify_jwt(_form(kwargs)["assertion"], rsa_key)
+    _, _, kwargs = only_request(http)
+    header, claims = _verify_jwt(form(kwargs)["assertion"], rsa_key)
     assert header["alg"] == "RS256"
     assert set(header) <= {"alg", "typ"}
     assert set(claims) == {"iss", "sub", "aud", "exp"}
@@ -191,7 +169,7 @@ async def test_every_fetch_signs_a_fresh_assertion(
     await flow.fetch_token()
     await flow.fetch_token()
     calls = http.requests[("POST", URL(url))]
-    exps = [_verify_jwt(_form(c.kwargs)["assertion"], rsa_key)[1]["exp"] for c in calls]
+    exps = [_verify_jwt(form(c.kwargs)["assertion"], rsa_key)[1]["exp"] for c in calls]
     assert exps[1] - exps[0] == 600
 
 
@@ -224,9 +202,9 @@ async def test_default_audience_and_token_url(
     flow = _flow(pem) if login_url is None else _flow(pem, login_url=login_url)
     assert flow.audience == audience
     await flow.fetch_token()
-    _, url, kwargs = _only_request(http)
+    _, url, kwargs = only_request(http)
     assert url == URL(f"{base}/services/oauth2/token")
-    assert _verify_jwt(_form(kwargs)["assertion"], rsa_key)[1]["aud"] == audience
+    assert _verify_jwt(form(kwargs)["assertion"], rsa_key)[1]["aud"] == audience
 
 
 def test_explicit_audience_wins(pem: bytes, rsa_key: rsa.RSAPrivateKey):

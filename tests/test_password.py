@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import base64
 from typing import Any
-from urllib.parse import parse_qsl
 
-import aiohttp
 import pytest
 from aioresponses import aioresponses
+from sent import authorization, form, only_request
 from yarl import URL
 
 from sfoauth_async import ConfigurationError, InvalidGrantError, PasswordFlow
@@ -27,36 +26,6 @@ RESPONSE = {
     "issued_at": "1700000000000",
     "signature": "FAKEsig=",
 }
-
-
-
-
-
-
-def _only_request(mock: aioresponses) -> tuple[str, URL, dict[str, Any]]:
-    """The one request sent: method, URL and aiohttp keyword arguments."""
-    assert len(mock.requests) == 1
-    ((method, url), calls) = next(iter(mock.requests.items()))
-    assert len(calls) == 1
-    return method, url, calls[0].kwargs
-
-
-def _form(kwargs: dict[str, Any]) -> dict[str, str]:
-    """The body aiohttp sends for the request, decoded; it must be form-urlencoded."""
-    payload = aiohttp.FormData(kwargs["data"])()
-    assert payload.content_type == "application/x-www-form-urlencoded"
-    pairs = parse_qsl(payload._value.decode(), keep_blank_values=True)
-    assert len(pairs) == len(dict(pairs)), "a field is sent twice"
-    return dict(pairs)
-
-
-def _authorization(kwargs: dict[str, Any]) -> str | None:
-    """The Authorization header the request carries, from auth= or headers=."""
-    headers = {k.lower(): v for k, v in (kwargs.get("headers") or {}).items()}
-    if kwargs.get("auth") is not None:
-        assert "authorization" not in headers
-        return kwargs["auth"].encode()
-    return headers.get("authorization")
 
 
 def _flow(**kwargs: Any) -> PasswordFlow:
@@ -90,40 +59,40 @@ async def test_request_sends_password_plus_security_token(http: aioresponses):
     """POST grant_type=password, username, password+security token, client_id and secret."""
     http.post(TOKEN_URL, payload=RESPONSE)
     await _flow().fetch_token()
-    method, url, kwargs = _only_request(http)
+    method, url, kwargs = only_request(http)
     assert method == "POST"
     assert url == URL(TOKEN_URL)
     assert url.query_string == ""
-    assert _form(kwargs) == {
+    assert form(kwargs) == {
         "grant_type": "password",
         "username": USERNAME,
         "password": PASSWORD + SECURITY_TOKEN,
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
     }
-    assert _authorization(kwargs) is None
+    assert authorization(kwargs) is None
 
 
 async def test_no_security_token_sends_the_password_alone(http: aioresponses):
     """From a trusted IP range the security token is empty and the password goes alone."""
     http.post(TOKEN_URL, payload=RESPONSE)
     await _flow(security_token="").fetch_token()
-    _, _, kwargs = _only_request(http)
-    assert _form(kwargs)["password"] == PASSWORD
+    _, _, kwargs = only_request(http)
+    assert form(kwargs)["password"] == PASSWORD
 
 
 async def test_basic_auth(http: aioresponses):
     """Basic auth puts id:secret in the header, and the body keeps only the user's fields."""
     http.post(TOKEN_URL, payload=RESPONSE)
     await _flow(client_auth="basic").fetch_token()
-    _, url, kwargs = _only_request(http)
-    assert _form(kwargs) == {
+    _, url, kwargs = only_request(http)
+    assert form(kwargs) == {
         "grant_type": "password",
         "username": USERNAME,
         "password": PASSWORD + SECURITY_TOKEN,
     }
     expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-    assert _authorization(kwargs) == f"Basic {expected}"
+    assert authorization(kwargs) == f"Basic {expected}"
     _secrets_absent(str(url))
 
 
@@ -131,7 +100,7 @@ async def test_login_url_is_kept(http: aioresponses):
     """A sandbox or My Domain login_url is where the password is sent."""
     http.post("https://test.salesforce.com/services/oauth2/token", payload=RESPONSE)
     await _flow(login_url="https://test.salesforce.com").fetch_token()
-    _, url, _ = _only_request(http)
+    _, url, _ = only_request(http)
     assert url == URL("https://test.salesforce.com/services/oauth2/token")
 
 

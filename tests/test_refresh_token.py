@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 from typing import Any
-from urllib.parse import parse_qsl
 
-import aiohttp
 import pytest
 from aioresponses import aioresponses
-from yarl import URL
+from sent import authorization, form, posts_to
 
 from sfoauth_async import ConfigurationError, InvalidGrantError, RefreshTokenFlow, Token
 
@@ -33,34 +31,6 @@ RESPONSE = {
 }
 
 
-
-
-
-
-def _requests(mock: aioresponses, url: str = TOKEN_URL) -> list[dict[str, Any]]:
-    """Every POST sent to url, in order, as aiohttp keyword arguments."""
-    assert set(mock.requests) <= {("POST", URL(url))}
-    return [call.kwargs for call in mock.requests.get(("POST", URL(url)), [])]
-
-
-def _form(kwargs: dict[str, Any]) -> dict[str, str]:
-    """The body aiohttp sends for the request, decoded; it must be form-urlencoded."""
-    payload = aiohttp.FormData(kwargs["data"])()
-    assert payload.content_type == "application/x-www-form-urlencoded"
-    pairs = parse_qsl(payload._value.decode(), keep_blank_values=True)
-    assert len(pairs) == len(dict(pairs)), "a field is sent twice"
-    return dict(pairs)
-
-
-def _authorization(kwargs: dict[str, Any]) -> str | None:
-    """The Authorization header the request carries, from auth= or headers=."""
-    headers = {k.lower(): v for k, v in (kwargs.get("headers") or {}).items()}
-    if kwargs.get("auth") is not None:
-        assert "authorization" not in headers
-        return kwargs["auth"].encode()
-    return headers.get("authorization")
-
-
 def _flow(**kwargs: Any) -> RefreshTokenFlow:
     options = {
         "client_id": CLIENT_ID,
@@ -74,14 +44,14 @@ async def test_request_is_exactly_the_refresh_grant(http: aioresponses):
     """POST grant_type=refresh_token, refresh_token, client_id, client_secret, nothing else."""
     http.post(TOKEN_URL, payload=RESPONSE)
     await _flow().fetch_token()
-    (kwargs,) = _requests(http)
-    assert _form(kwargs) == {
+    (kwargs,) = posts_to(http, TOKEN_URL)
+    assert form(kwargs) == {
         "grant_type": "refresh_token",
         "refresh_token": REFRESH_TOKEN,
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
     }
-    assert _authorization(kwargs) is None
+    assert authorization(kwargs) is None
     assert kwargs["allow_redirects"] is False
 
 
@@ -89,8 +59,8 @@ async def test_without_secret_only_client_id_is_sent(http: aioresponses):
     """When the app does not require the secret, only client_id authenticates the client."""
     http.post(TOKEN_URL, payload=RESPONSE)
     await _flow(client_secret=None).fetch_token()
-    (kwargs,) = _requests(http)
-    assert _form(kwargs) == {
+    (kwargs,) = posts_to(http, TOKEN_URL)
+    assert form(kwargs) == {
         "grant_type": "refresh_token",
         "refresh_token": REFRESH_TOKEN,
         "client_id": CLIENT_ID,
@@ -101,10 +71,10 @@ async def test_basic_auth(http: aioresponses):
     """Basic auth: credentials in the header, never also in the body."""
     http.post(TOKEN_URL, payload=RESPONSE)
     await _flow(client_auth="basic").fetch_token()
-    (kwargs,) = _requests(http)
-    assert _form(kwargs) == {"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN}
+    (kwargs,) = posts_to(http, TOKEN_URL)
+    assert form(kwargs) == {"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN}
     expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-    assert _authorization(kwargs) == f"Basic {expected}"
+    assert authorization(kwargs) == f"Basic {expected}"
 
 
 async def test_no_secret_or_refresh_token_in_the_url(http: aioresponses):
@@ -124,7 +94,7 @@ async def test_keeps_the_refresh_token_when_none_is_returned(http: aioresponses)
     assert token.refresh_token == REFRESH_TOKEN
     assert flow.refresh_token == REFRESH_TOKEN
     await flow.fetch_token(previous=token)
-    assert [_form(k)["refresh_token"] for k in _requests(http)] == [REFRESH_TOKEN] * 2
+    assert [form(k)["refresh_token"] for k in posts_to(http, TOKEN_URL)] == [REFRESH_TOKEN] * 2
 
 
 async def test_adopts_a_rotated_refresh_token(http: aioresponses):
@@ -138,7 +108,7 @@ async def test_adopts_a_rotated_refresh_token(http: aioresponses):
     second = await flow.fetch_token()
     assert second.refresh_token == ROTATED_AGAIN
     assert flow.refresh_token == ROTATED_AGAIN
-    used = [_form(k)["refresh_token"] for k in _requests(http)]
+    used = [form(k)["refresh_token"] for k in posts_to(http, TOKEN_URL)]
     assert used == [REFRESH_TOKEN, ROTATED]
 
 
@@ -150,8 +120,8 @@ async def test_previous_tokens_refresh_token_wins(http: aioresponses):
         access_token="00Dxx!OLD", instance_url=INSTANCE_URL, refresh_token="5Aep861FAKE.FROM.STORE"
     )
     token = await flow.fetch_token(previous=previous)
-    (kwargs,) = _requests(http)
-    assert _form(kwargs)["refresh_token"] == "5Aep861FAKE.FROM.STORE"
+    (kwargs,) = posts_to(http, TOKEN_URL)
+    assert form(kwargs)["refresh_token"] == "5Aep861FAKE.FROM.STORE"
     assert token.refresh_token == "5Aep861FAKE.FROM.STORE"
     assert flow.refresh_token == "5Aep861FAKE.FROM.STORE"
 
@@ -161,8 +131,8 @@ async def test_previous_without_refresh_token_falls_back_to_the_flows(http: aior
     http.post(TOKEN_URL, payload=RESPONSE)
     previous = Token(access_token="00Dxx!OLD", instance_url=INSTANCE_URL)
     await _flow().fetch_token(previous=previous)
-    (kwargs,) = _requests(http)
-    assert _form(kwargs)["refresh_token"] == REFRESH_TOKEN
+    (kwargs,) = posts_to(http, TOKEN_URL)
+    assert form(kwargs)["refresh_token"] == REFRESH_TOKEN
 
 
 async def test_failed_refresh_keeps_the_refresh_token(http: aioresponses):

@@ -400,3 +400,45 @@ def test_refresher_needs_a_flow(make: Callable[[], Any]) -> None:
     """Anything but a Flow is refused with a ConfigurationError."""
     with pytest.raises(ConfigurationError):
         Refresher(make())
+
+
+async def test_offering_a_newer_token_ends_a_permanent_failure() -> None:
+    """After invalid_grant, a new login's token is used and refreshed with again."""
+    flow = ScriptedFlow()
+    flow.outcomes = [invalid_grant()]
+    refresher = Refresher(flow, retry=FAST)
+    with pytest.raises(InvalidGrantError):
+        await refresher.get_token()
+    assert refresher.offer(make_token(2))
+    assert (await refresher.get_token()).access_token == "00D!access-2"
+    refresher.invalidate(make_token(2))
+    assert (await refresher.get_token()).access_token == "00D!access-102"
+
+
+def test_refresh_ahead_longer_than_the_lifetime_is_clamped() -> None:
+    """A refresh_ahead as long as the session would refresh non-stop: it is capped at 3/4."""
+    refresher = Refresher(ScriptedFlow(), refresh_ahead=timedelta(hours=1))
+    token = make_token(1, lifetime=timedelta(minutes=20))
+    refresh_at, _, ahead = refresher._windows(token)
+    assert ahead == pytest.approx(15 * 60)
+    assert refresh_at > token.received_at.timestamp()
+
+
+def test_idle_shared_refreshers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One flow with many users keeps only the most recently used idle refreshers."""
+    monkeypatch.setattr("sfoauth_async._refresher._KEEP_IDLE_PER_FLOW", 3)
+    flow = ScriptedFlow()
+    made = [Refresher.shared(flow, store_key=f"user-{n}") for n in range(5)]
+    assert Refresher.shared(flow, store_key="user-4") is made[4]
+    assert Refresher.shared(flow, store_key="user-0") is not made[0]
+
+
+def test_a_refresher_in_use_is_never_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refreshers with attached sessions stay shared whatever the bound."""
+    monkeypatch.setattr("sfoauth_async._refresher._KEEP_IDLE_PER_FLOW", 1)
+    flow = ScriptedFlow()
+    busy = Refresher.shared(flow, store_key="busy")
+    busy.attach(None)
+    for n in range(3):
+        Refresher.shared(flow, store_key=f"idle-{n}")
+    assert Refresher.shared(flow, store_key="busy") is busy

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -15,6 +16,7 @@ from sfoauth_async import (
     ConfigurationError,
     InvalidClientError,
     InvalidGrantError,
+    MemoryTokenStore,
     Refresher,
     Token,
 )
@@ -344,3 +346,29 @@ def test_introspection_needs_a_secret(fake_org: FakeSalesforceOrg) -> None:
     """A JWT bearer flow has no secret to introspect with: refused up front."""
     with pytest.raises(ConfigurationError, match="client_secret"):
         AsyncSession(fake_org.jwt_bearer_flow(), introspect_expiry=True)
+
+
+async def test_a_token_from_exchange_is_shared_through_the_store(
+    fake_org: FakeSalesforceOrg,
+) -> None:
+    """A user's new token given with a store is saved; another process's session adopts it."""
+    callback = "http://localhost:8765/callback"
+    flow = fake_org.authorization_code_flow(callback)
+    fake_org.auto_approve = True
+    request = flow.authorization_url()
+    async with (
+        aiohttp.ClientSession() as browser,
+        browser.get(request.url, allow_redirects=False) as resp,
+    ):
+        code = flow.parse_callback(resp.headers["Location"], state=request.state)
+    token = await flow.exchange(code, code_verifier=request.code_verifier)
+    store = MemoryTokenStore()
+    async with AsyncSession(flow, token=token, store=store) as sf:
+        assert (await sf.get("limits/")).status == 200
+    stored = await store.load(flow.store_key(token))
+    assert stored is not None
+    assert stored.token.refresh_token == token.refresh_token
+    other = fake_org.authorization_code_flow(callback)
+    async with AsyncSession(other, store=store, store_key=flow.store_key(token)) as sf:
+        assert (await sf.get("limits/")).status == 200
+    assert fake_org.stats.token_requests_total == 1

@@ -187,6 +187,7 @@ class CountingFlow(Flow):
         *,
         previous: Token | None = None,  # noqa: ARG002
         session_timeout: timedelta | None = timedelta(hours=2),
+        timeout_s: float | None = None,  # noqa: ARG002
     ) -> Token:
         self.counter.append(1)
         self.started.set()

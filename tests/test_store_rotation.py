@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sfoauth_async import (
-    InvalidGrantError,
     MemoryTokenStore,
     RetryPolicy,
     StoredToken,

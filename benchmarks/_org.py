@@ -1,0 +1,126 @@
+"""The client side of `benchmarks.org_server`: start it, read its JSON, send it commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sfoauth_async import ClientCredentialsFlow
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class OrgInfo:
+    """What the server announced: URLs and the credentials of its default app and user."""
+
+    my_domain_url: str
+    login_url: str
+    control_url: str
+    echo_url: str
+    client_id: str
+    client_secret: str
+    username: str
+    password: str
+    security_token: str
+    private_key_pem: str
+
+    def client_credentials_flow(self) -> ClientCredentialsFlow:
+        """A new flow object each time, so each session gets its own `Refresher`."""
+        return ClientCredentialsFlow(
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            login_url=self.my_domain_url,
+        )
+
+    @property
+    def limits_url(self) -> str:
+        """The absolute URL every steady-state client GETs."""
+        return f"{self.my_domain_url}/services/data/v67.0/limits/"
+
+
+class OrgProcess:
+    """``with OrgProcess() as org:`` runs the fake org in a child process until the block ends.
+
+    Control calls are plain blocking ``urllib`` requests: they happen between measurements.
+    """
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[str] | None = None
+        self.info: OrgInfo | None = None
+
+    def __enter__(self) -> Self:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.org_server"],
+            cwd=_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            self._proc.wait(timeout=10)
+            raise RuntimeError(f"benchmarks.org_server exited with {self._proc.returncode}")
+        self.info = OrgInfo(**json.loads(line))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    @property
+    def pid(self) -> int:
+        """The server's process id (for py-spy)."""
+        assert self._proc is not None
+        return self._proc.pid
+
+    def _call(self, method: str, path: str, **query: object) -> dict[str, Any]:
+        assert self.info is not None
+        url = self.info.control_url + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        req = urllib.request.Request(url, method=method)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            result: dict[str, Any] = json.loads(resp.read())
+            return result
+
+    def expire_all_sessions(self) -> None:
+        """Every access token issued so far now answers 401."""
+        self._call("POST", "/expire")
+
+    def reset(self) -> None:
+        """Zero the counters, drop queued faults, make the token endpoint fast again."""
+        self._call("POST", "/reset")
+
+    def set_token_delay(self, seconds: float) -> None:
+        """Make every token request wait ``seconds`` before it answers."""
+        self._call("POST", "/delay", s=seconds)
+
+    def push_token_error(self, error: str, description: str) -> None:
+        """The next token request answers 400 ``{"error": error, ...}``."""
+        self._call("POST", "/fault", error=error, description=description)
+
+    def stats(self) -> dict[str, int]:
+        """``token_requests``, ``unauthorized``, ``api_requests``, ``max_concurrent_...``."""
+        return self._call("GET", "/stats")

@@ -1,0 +1,164 @@
+"""Scenarios 2 and 3: a storm of calls right after the session ended, counted by the org.
+
+For each client: a fresh client logs in and makes one call; then the org ends every session
+(``expire_all_sessions``), so each call of the storm first meets a 401. `Settings.storm_calls`
+calls start at once (the threaded client queues them on its 50 threads). The org counts the
+token requests it received during the storm; a call is lost when it raised or did not end
+in a 200.
+
+Scenario 2 runs with a fast token endpoint and with a slow one (`Settings.slow_token_s`).
+Scenario 3 runs with a fast endpoint whose first token request of the storm answers 400
+``invalid_grant``.
+"""
+
+from __future__ import annotations
+
+from . import Settings
+from ._clients import STORM, THREADS, Client
+from ._measure import storm, threaded_storm
+from ._org import OrgProcess
+from ._report import Section
+
+
+async def one_storm(
+    org: OrgProcess, client: Client, calls: int, *, delay_s: float, invalid_grant: bool
+) -> dict[str, float]:
+    """Warm the client, end the sessions, run the storm; the org's counts and ours."""
+    org.reset()
+    await client.warm()
+    org.set_token_delay(delay_s)
+    if invalid_grant:
+        org.push_token_error("invalid_grant", "no client credentials user enabled")
+    org.expire_all_sessions()
+    before = org.stats()
+    if client.threaded:
+        result = threaded_storm(client.call_sync, calls, THREADS)
+    else:
+        result = await storm(client.call, calls)
+    after = org.stats()
+    org.reset()
+    return {
+        "token_requests": after["token_requests"] - before["token_requests"],
+        "lost": result.failed,
+        "unauthorized": after["unauthorized"] - before["unauthorized"],
+        "api_requests": after["api_requests"] - before["api_requests"],
+        "max_concurrent_token_requests": after["max_concurrent_token_requests"],
+        "wall_s": result.wall_s,
+    }
+
+
+async def _measure(
+    org: OrgProcess, cls: type[Client], calls: int, *, delay_s: float, invalid_grant: bool
+) -> dict[str, float]:
+    assert org.info is not None
+    client = cls(org.info)
+    await client.open()
+    try:
+        return await one_storm(org, client, calls, delay_s=delay_s, invalid_grant=invalid_grant)
+    finally:
+        await client.close()
+
+
+def _skip(cls: type[Client]) -> str | None:
+    missing = cls.missing()
+    if missing is not None:
+        return f"skipped ({missing} not installed)"
+    if not cls.refreshes:
+        return "n/a: never refreshes (hand-set header)"
+    return None
+
+
+async def run_storm(org: OrgProcess, settings: Settings) -> Section:
+    """Scenario 2: token requests and lost calls, fast and slow token endpoint."""
+    slow = f"{settings.slow_token_s:g} s"
+    section = Section(
+        name="storm",
+        title=(
+            f"2. Storm: {settings.storm_calls} concurrent calls right after the session "
+            f"ended (token endpoint fast / {slow})"
+        ),
+        columns=[
+            "client",
+            "token POSTs (fast / slow)",
+            "calls lost (fast / slow)",
+            "401s served (fast / slow)",
+            "storm wall s (fast / slow)",
+        ],
+    )
+    for cls in STORM:
+        reason = _skip(cls)
+        if reason is not None:
+            section.add([cls.name, reason, "", "", ""], client=cls.name, skipped=reason)
+            continue
+        try:
+            fast = await _measure(org, cls, settings.storm_calls, delay_s=0, invalid_grant=False)
+            slow_ = await _measure(
+                org, cls, settings.storm_calls, delay_s=settings.slow_token_s, invalid_grant=False
+            )
+        except Exception as exc:  # a broken peer is reported, not fatal
+            section.add([cls.name, f"error: {exc!r}"[:120], "", "", ""], client=cls.name)
+            continue
+        section.add(
+            [
+                cls.label(),
+                f"{fast['token_requests']} / {slow_['token_requests']}",
+                f"{fast['lost']} / {slow_['lost']}",
+                f"{fast['unauthorized']} / {slow_['unauthorized']}",
+                f"{fast['wall_s']:.2f} / {slow_['wall_s']:.2f}",
+            ],
+            client=cls.name,
+            version=cls.label(),
+            fast=fast,
+            slow=slow_,
+        )
+    section.notes.append(
+        "token POSTs: token-endpoint requests the org received during the storm (1 is "
+        "ideal). 401s served: API calls the org rejected (each costs a round trip, and on "
+        "Salesforce counts against the API limit)."
+    )
+    section.notes.append(
+        "'expiry known client-side' starts from a token whose expires_at is past: it "
+        "refreshes before sending anything, so it should see no 401."
+    )
+    return section
+
+
+async def run_invalid_grant(org: OrgProcess, settings: Settings) -> Section:
+    """Scenario 3: the storm's first token request answers ``invalid_grant``."""
+    section = Section(
+        name="invalid_grant",
+        title=(
+            f"3. One invalid_grant during a storm of {settings.storm_calls} calls "
+            "(fast token endpoint)"
+        ),
+        columns=["client", "token POSTs", "calls lost", "401s served", "storm wall s"],
+    )
+    for cls in STORM:
+        reason = _skip(cls)
+        if reason is not None:
+            section.add([cls.name, reason, "", "", ""], client=cls.name, skipped=reason)
+            continue
+        try:
+            got = await _measure(org, cls, settings.storm_calls, delay_s=0, invalid_grant=True)
+        except Exception as exc:  # a broken peer is reported, not fatal
+            section.add([cls.name, f"error: {exc!r}"[:120], "", "", ""], client=cls.name)
+            continue
+        section.add(
+            [
+                cls.label(),
+                str(got["token_requests"]),
+                str(got["lost"]),
+                str(got["unauthorized"]),
+                f"{got['wall_s']:.2f}",
+            ],
+            client=cls.name,
+            version=cls.label(),
+            **got,
+        )
+    section.notes.append(
+        "Only the first token request of the storm fails; a client that asks again gets a "
+        "token. invalid_grant is permanent on Salesforce (revoked or wrong credentials), so "
+        "asking again is a login spent on a credential that was just refused: a correct "
+        "client makes 1 token POST and fails every waiting call with the one error."
+    )
+    return section
