@@ -1,4 +1,4 @@
-"""Developer tasks: ``nox -s tests``, ``nox -s lint typecheck``, ``nox -s docs``, ``nox -s bench``."""
+"""Developer tasks: ``nox -s lint typecheck tests``, ``nox -s docs``, ``nox -s bench``."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks against raw aiohttp and peer libraries, in one run; prints ratios."""
-    session.install("-e", ".[test]", "aiosalesforce", "simple-salesforce", "httpx")
+    # sniffio: without it httpx retries a failing import on every request (anyio >= 4.16
+    # dropped it), which would make the httpx-based peers look slower than they are.
+    session.install("-e", ".[test]", "aiosalesforce", "simple-salesforce", "httpx", "sniffio")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 

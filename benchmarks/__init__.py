@@ -15,18 +15,18 @@ class Settings:
     """How big a run is; `FULL` takes about 2 minutes on 2 cores, `QUICK` about 30 s."""
 
     concurrency: int = 50
-    requests: int = 5000
+    requests: int = 3000
     """Scenario 1: calls per client per round (fewer if `max_s` runs out first)."""
-    rounds: int = 5
+    rounds: int = 7
     """Scenario 1: rounds, clients interleaved; ratios are medians of per-round ratios."""
-    max_s: float = 3.0
+    max_s: float = 2.0
     """Scenario 1: no call starts after this many seconds of a round."""
     warmup: int = 300
     storm_calls: int = 500
     slow_token_s: float = 0.5
     """Scenario 2: delay of the slow token endpoint."""
-    echo_requests: int = 5000
-    echo_rounds: int = 5
+    echo_requests: int = 2000
+    echo_rounds: int = 9
     micro_iterations: int = 100_000
     micro_repeats: int = 5
 

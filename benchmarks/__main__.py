@@ -74,9 +74,10 @@ def caveats(load: float) -> list[str]:
     if importlib.util.find_spec("httpx") and not importlib.util.find_spec("sniffio"):
         notes.append(
             "sniffio is not installed: httpcore then retries `import sniffio` (a failing "
-            "filesystem search) on every lock and event it creates, several times per request. "
-            "httpx-based clients (plain httpx, aiosalesforce) are measured ~20 % slower than "
-            "with it; `pip install sniffio` to measure them at their best."
+            "search of sys.path) on every lock, event and cancel scope it creates, several "
+            "times per request, so httpx-based clients (plain httpx, aiosalesforce) run up to "
+            "~2x slower than they can. `pip install sniffio` to measure them at their best "
+            "(see benchmarks/README.md)."
         )
     return notes
 

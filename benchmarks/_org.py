@@ -117,9 +117,9 @@ class OrgProcess:
         """Make every token request wait ``seconds`` before it answers."""
         self._call("POST", "/delay", s=seconds)
 
-    def push_token_error(self, error: str, description: str) -> None:
-        """The next token request answers 400 ``{"error": error, ...}``."""
-        self._call("POST", "/fault", error=error, description=description)
+    def push_token_error(self, error: str, description: str, count: int = 1) -> None:
+        """The next ``count`` token requests answer 400 ``{"error": error, ...}``."""
+        self._call("POST", "/fault", error=error, description=description, count=count)
 
     def stats(self) -> dict[str, int]:
         """``token_requests``, ``unauthorized``, ``api_requests``, ``max_concurrent_...``."""

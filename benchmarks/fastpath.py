@@ -124,6 +124,10 @@ async def micro(info: OrgInfo, settings: Settings, section: Section) -> None:
     )
 
     session = AsyncSession(refresher)
+    resolve = getattr(session, "_url", None)  # private: skip the row if it is renamed
+    if resolve is None:
+        await session.close()
+        return
     instance = token.instance_url
 
     async def concat() -> str:
@@ -131,7 +135,7 @@ async def micro(info: OrgInfo, settings: Settings, section: Section) -> None:
 
     try:
         base = await _best_ns(concat, n, k)
-        mine = await _best_ns(lambda: session._url(_PATH), n, k)
+        mine = await _best_ns(lambda: resolve(_PATH), n, k)
     finally:
         await session.close()
     section.add(

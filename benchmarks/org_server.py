@@ -12,7 +12,7 @@ Control endpoint (all ``POST`` but ``/stats``):
 | ``/expire`` | ``org.expire_all_sessions()`` |
 | ``/reset`` | zero the stats, drop queued faults, ``token_delay_s = 0`` |
 | ``/delay?s=0.5`` | ``org.token_delay_s = 0.5`` |
-| ``/fault?error=E&description=D`` | the next token request answers 400 ``E`` / ``D`` |
+| ``/fault?error=E&description=D&count=N`` | the next N token requests answer 400 ``E`` |
 | ``/stats`` (GET) | token requests, 401s served, API requests, most concurrent token requests |
 """
 
@@ -77,9 +77,8 @@ def control_app(org: FakeSalesforceOrg) -> web.Application:
         return web.json_response({"ok": True})
 
     async def fault(request: web.Request) -> web.Response:
-        org.faults.token.push(
-            Fault.oauth_error(request.query["error"], request.query.get("description", ""))
-        )
+        fault = Fault.oauth_error(request.query["error"], request.query.get("description", ""))
+        org.faults.token.push(*[fault] * int(request.query.get("count", "1")))
         return web.json_response({"ok": True})
 
     async def stats(_: web.Request) -> web.Response:

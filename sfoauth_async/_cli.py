@@ -11,8 +11,15 @@ __all__ = ["main"]
 
 def _positive(value: str) -> float:
     number = float(value)
-    if number <= 0:
+    if not number > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return number
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return number
 
 
@@ -29,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         "grant end to end, then many concurrent tasks through several session expiries, "
         "and prints requests, token requests, 401s and latency.",
     )
-    demo.add_argument("--tasks", type=int, default=2000, help="concurrent tasks (2000)")
+    demo.add_argument("--tasks", type=_count, default=2000, help="concurrent tasks (2000)")
     demo.add_argument("--seconds", type=_positive, default=12.0, help="load duration (12)")
     demo.add_argument(
         "--lifetime", type=_positive, default=4.0, help="session lifetime in seconds (4)"

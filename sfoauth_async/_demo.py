@@ -156,8 +156,9 @@ async def run_demo(
         out.write(f"Embedded fake Salesforce org at {org.my_domain_url} (org {org.org_id})\n")
         await _show_each_grant(org, out)
         out.write(
-            f"\n{tasks} concurrent tasks for {seconds:g} s; sessions expire every "
-            f"{lifetime_s:g} s, so about {seconds / lifetime_s:.0f} expiries:\n"
+            f"\n{tasks} concurrent tasks for {seconds:g} s. Sessions last {lifetime_s:g} s "
+            f"and each is replaced about {lifetime_s / 4:g} s before it expires, in the "
+            f"background, with one token request:\n"
         )
         org.stats.reset()
         flow = org.jwt_bearer_flow()
@@ -180,7 +181,8 @@ async def run_demo(
                     result.latencies_s.append(time.perf_counter() - sent)
                     result.requests += 1
                     result.failed += not ok
-                    await asyncio.sleep(think_s * random.uniform(0.5, 1.5))  # noqa: S311
+                    pause = think_s * random.uniform(0.5, 1.5)  # noqa: S311
+                    await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
 
             workers = [asyncio.create_task(worker()) for _ in range(tasks)]
             while not all(w.done() for w in workers):

@@ -22,6 +22,27 @@ from ._token import Token
 
 __all__ = ["BearerMiddleware", "says_session_invalid"]
 
+Origin = tuple[str, str | None, int | None]
+"""(scheme, host, port): what the same-origin rule compares."""
+
+
+def origin_tuple(url: URL) -> Origin:
+    """The origin of ``url`` as a tuple: cheaper than building ``url.origin()`` per request.
+
+    Example:
+        ```python
+        assert origin_tuple(URL("https://a.my.salesforce.com/x")) == (
+            "https",
+            "a.my.salesforce.com",
+            443,
+        )
+        ```
+    """
+    return (url.scheme, url.host, url.port)
+
+
+_BULK_V1 = "/services/async/"  # Bulk API 1.0, whose expired sessions are HTTP 400
+
 # 401s with INVALID_SESSION_ID that a new token cannot fix (jsforce's skip list): refreshing
 # on them would only burn logins.
 _NOT_FIXED_BY_REFRESH = (
@@ -45,7 +66,7 @@ def says_session_invalid(status: int, path: str, body: bytes) -> bool:
         ```
     """
     if status == 400:
-        return "/services/async/" in path and b"InvalidSessionId" in body
+        return path.startswith(_BULK_V1) and b"InvalidSessionId" in body
     if status != 401 or b"INVALID_SESSION_ID" not in body:
         return False
     try:
@@ -86,23 +107,22 @@ class BearerMiddleware:
 
     def __init__(self, refresher: Refresher) -> None:
         self._refresher = refresher
-        self._origin: tuple[str, URL] = ("", URL())
+        self._origin: tuple[str, Origin] = ("", ("", None, None))
 
-    def _origin_of(self, token: Token) -> URL:
+    def _origin_of(self, token: Token) -> Origin:
         # Parsed once per instance_url, not once per request.
         instance_url, origin = self._origin
         if instance_url != token.instance_url:
-            origin = URL(token.instance_url).origin()
+            origin = origin_tuple(URL(token.instance_url))
             self._origin = (token.instance_url, origin)
         return origin
 
-    async def _token_for(self, target: URL) -> Token | None:
+    async def _token_for(self, target: Origin) -> Token | None:
         """The token to attach to a request to ``target``, or ``None`` for another origin."""
-        refresher = self._refresher
-        known = refresher.token or await refresher.get_token()
-        if self._origin_of(known) != target:
+        known = self._refresher.token
+        if known is not None and self._origin_of(known) != target:
             return None
-        token = await refresher.get_token()
+        token = await self._refresher.get_token()
         return token if self._origin_of(token) == target else None
 
     async def _replacement(
@@ -123,17 +143,18 @@ class BearerMiddleware:
             resp.release()
             raise
         # If the org moved to another instance, the caller must resolve its URL again.
-        return fresh if self._origin_of(fresh) == req.url.origin() else None
+        return fresh if self._origin_of(fresh) == origin_tuple(req.url) else None
 
     async def __call__(self, req: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
-        token = await self._token_for(req.url.origin())
+        token = await self._token_for(origin_tuple(req.url))
         if token is None:
             return await handler(req)
         req.headers[hdrs.AUTHORIZATION] = f"Bearer {token.access_token}"
         resp = await handler(req)
-        if resp.status not in (400, 401) or not says_session_invalid(
-            resp.status, req.url.path, await resp.read()
-        ):
+        path = req.url.path
+        if not (resp.status == 401 or (resp.status == 400 and path.startswith(_BULK_V1))):
+            return resp
+        if not says_session_invalid(resp.status, path, await resp.read()):
             return resp
         fresh = await self._replacement(req, resp, token)
         if fresh is None:
