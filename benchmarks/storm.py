@@ -14,6 +14,8 @@ revoked for good).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from . import Settings
 from ._clients import STORM, THREADS, Client
 from ._measure import storm, threaded_storm
@@ -69,6 +71,31 @@ def _skip(cls: type[Client]) -> str | None:
     return None
 
 
+async def _pairs(
+    section: Section,
+    names: tuple[str, str],
+    run: Callable[[type[Client]], Awaitable[tuple[dict[str, float], dict[str, float]]]],
+) -> None:
+    """One row per storm client: two variants of the storm side by side ("a / b")."""
+    for cls in STORM:
+        reason = _skip(cls)
+        if reason is not None:
+            section.add([cls.name, reason, "", "", ""], client=cls.name, skipped=reason)
+            continue
+        try:
+            a, b = await run(cls)
+        except Exception as exc:  # a broken peer is reported, not fatal
+            section.add([cls.name, f"error: {exc!r}"[:120], "", "", ""], client=cls.name)
+            continue
+        counts = [f"{a[k]} / {b[k]}" for k in ("token_requests", "lost", "unauthorized")]
+        section.add(
+            [cls.label(), *counts, f"{a['wall_s']:.2f} / {b['wall_s']:.2f}"],
+            client=cls.name,
+            version=cls.label(),
+            **{names[0]: a, names[1]: b},
+        )
+
+
 async def run_storm(org: OrgProcess, settings: Settings) -> Section:
     """Scenario 2: token requests and lost calls, fast and slow token endpoint."""
     slow = f"{settings.slow_token_s:g} s"
@@ -86,30 +113,12 @@ async def run_storm(org: OrgProcess, settings: Settings) -> Section:
             "storm wall s (fast / slow)",
         ],
     )
-    for cls in STORM:
-        reason = _skip(cls)
-        if reason is not None:
-            section.add([cls.name, reason, "", "", ""], client=cls.name, skipped=reason)
-            continue
-        try:
-            fast = await _measure(org, cls, settings.storm_calls, delay_s=0)
-            slow_ = await _measure(org, cls, settings.storm_calls, delay_s=settings.slow_token_s)
-        except Exception as exc:  # a broken peer is reported, not fatal
-            section.add([cls.name, f"error: {exc!r}"[:120], "", "", ""], client=cls.name)
-            continue
-        section.add(
-            [
-                cls.label(),
-                f"{fast['token_requests']} / {slow_['token_requests']}",
-                f"{fast['lost']} / {slow_['lost']}",
-                f"{fast['unauthorized']} / {slow_['unauthorized']}",
-                f"{fast['wall_s']:.2f} / {slow_['wall_s']:.2f}",
-            ],
-            client=cls.name,
-            version=cls.label(),
-            fast=fast,
-            slow=slow_,
-        )
+
+    async def fast_and_slow(cls: type[Client]) -> tuple[dict[str, float], dict[str, float]]:
+        fast = await _measure(org, cls, settings.storm_calls, delay_s=0)
+        return fast, await _measure(org, cls, settings.storm_calls, delay_s=settings.slow_token_s)
+
+    await _pairs(section, ("fast", "slow"), fast_and_slow)
     section.notes.append(
         "token POSTs: token-endpoint requests the org received during the storm (1 is "
         "ideal). 401s served: API calls the org rejected (each costs a round trip, and on "
@@ -139,31 +148,13 @@ async def run_invalid_grant(org: OrgProcess, settings: Settings) -> Section:
             "storm wall s (once / every)",
         ],
     )
-    for cls in STORM:
-        reason = _skip(cls)
-        if reason is not None:
-            section.add([cls.name, reason, "", "", ""], client=cls.name, skipped=reason)
-            continue
-        try:
-            once = await _measure(org, cls, calls, delay_s=0, refusals=1)
-            # More refusals than any client can ask for: each call refreshes at most once.
-            every = await _measure(org, cls, calls, delay_s=0, refusals=2 * calls)
-        except Exception as exc:  # a broken peer is reported, not fatal
-            section.add([cls.name, f"error: {exc!r}"[:120], "", "", ""], client=cls.name)
-            continue
-        section.add(
-            [
-                cls.label(),
-                f"{once['token_requests']} / {every['token_requests']}",
-                f"{once['lost']} / {every['lost']}",
-                f"{once['unauthorized']} / {every['unauthorized']}",
-                f"{once['wall_s']:.2f} / {every['wall_s']:.2f}",
-            ],
-            client=cls.name,
-            version=cls.label(),
-            once=once,
-            every=every,
-        )
+
+    async def once_and_every(cls: type[Client]) -> tuple[dict[str, float], dict[str, float]]:
+        once = await _measure(org, cls, calls, delay_s=0, refusals=1)
+        # More refusals than any client can ask for: each call refreshes at most once.
+        return once, await _measure(org, cls, calls, delay_s=0, refusals=2 * calls)
+
+    await _pairs(section, ("once", "every"), once_and_every)
     section.notes.append(
         "once: only the storm's first token request is refused, so a client that asks again "
         "gets a token. every: the credential stays refused, as after a revocation; each "

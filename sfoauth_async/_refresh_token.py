@@ -68,9 +68,10 @@ class RefreshingFlow(Flow):
         form = self._grant_form(previous)
         used = form["refresh_token"]
         token = await self._post_token_form(form, session, session_timeout, timeout_s)
+        kept = token.refresh_token or used
         if token.refresh_token is None:
-            token = replace(token, refresh_token=used)
-        self._remember(used if token.refresh_token is None else token.refresh_token)
+            token = replace(token, refresh_token=kept)
+        self._remember(kept)
         return token
 
 

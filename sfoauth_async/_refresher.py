@@ -417,10 +417,10 @@ class Refresher:
             await Refresher.shared(flow, token=token, store=store).put_token(token)
             ```
         """
-        token = token.with_session_timeout(self._session_timeout)
         if self._store is None or self._store_key is None:
             self.reset(token)
             return
+        token = token.with_session_timeout(self._session_timeout)
         for _ in range(_SAVE_ATTEMPTS):
             stored = await self._store.load(self._store_key)
             if stored is not None and stored.token.received_at >= token.received_at:

@@ -160,7 +160,8 @@ class AsyncSession:
         self._kwargs = kwargs
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
-        # A token given with a store is shared with the fleet before its first use.
+        # A token given with a store is shared with the fleet before its first use (the
+        # first request or get_token).
         self._to_share = token if store is not None else None
         self._refresher.attach(self._token_http)
 
@@ -202,8 +203,8 @@ class AsyncSession:
 
     async def _share_given_token(self) -> None:
         token, self._to_share = self._to_share, None
-        if token is not None:
-            await self._refresher.put_token(token)
+        assert token is not None
+        await self._refresher.put_token(token)
 
     @property
     def stats(self) -> RefresherStats:
@@ -270,7 +271,7 @@ class AsyncSession:
             url = str(url)
         if "://" in url:
             return url
-        instance_url = (await self.get_token()).instance_url
+        instance_url = (await self._refresher.get_token()).instance_url
         if url.startswith("/"):
             return instance_url + url
         return f"{instance_url}/services/data/v{self._api_version}/{url}"
@@ -397,8 +398,6 @@ class AsyncSession:
 
     async def __aenter__(self) -> Self:
         _ = self.http
-        if self._to_share is not None:
-            await self._share_given_token()
         return self
 
     async def __aexit__(

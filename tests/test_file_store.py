@@ -33,9 +33,13 @@ ID_TOKEN = "eyJhbGciOiJSUzI1NiJ9.secret-id-token"
 ENV = "SFOAUTH_TEST_FILE_KEY"
 
 
+# One instant for every token of a run: two calls a second apart must still compare equal.
+RECEIVED = datetime.now(UTC).replace(microsecond=0)
+
+
 def make_token(n: int = 1) -> Token:
     """A token whose three secrets are easy to look for in the file bytes."""
-    received = datetime.now(UTC).replace(microsecond=0)
+    received = RECEIVED
     return Token(
         access_token=f"{ACCESS}-{n}",
         instance_url="https://acme.my.salesforce.com",

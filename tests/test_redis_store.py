@@ -35,9 +35,13 @@ ACCESS = "00Dxx0000001gPL!AQ-secret-access-token"
 REFRESH = "5Aep861-secret-refresh-token"
 
 
+# One instant for every token of a run: two calls a second apart must still compare equal.
+RECEIVED = datetime.now(UTC).replace(microsecond=0)
+
+
 def make_token(n: int = 1, *, refresh_token: str | None = None) -> Token:
     """A token expiring in two hours, optionally with a refresh token."""
-    received = datetime.now(UTC).replace(microsecond=0)
+    received = RECEIVED
     return Token(
         access_token=f"{ACCESS}-{n}",
         instance_url="https://acme.my.salesforce.com",

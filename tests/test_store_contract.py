@@ -28,9 +28,13 @@ KEY = "sfoauth:jwt_bearer:login.salesforce.com:3MVG9example:etl@acme.com"
 OTHER = "sfoauth:client_credentials:acme.my.salesforce.com:3MVG9example:run-as"
 
 
+# One instant for every token of a run: two calls a second apart must still compare equal.
+RECEIVED = datetime.now(UTC).replace(microsecond=0)
+
+
 def make_token(n: int = 1, *, refresh_token: str | None = "5Aep861-refresh") -> Token:
     """A token with every field set, secrets included."""
-    received = datetime.now(UTC).replace(microsecond=0)
+    received = RECEIVED
     return Token(
         access_token=f"00Dxx0000001gPL!access-{n}",
         instance_url="https://acme.my.salesforce.com",
