@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from ._authorization_code import AuthorizationCodeFlow, AuthorizationRequest
 from ._client_credentials import ClientCredentialsFlow
+from ._endpoint import HttpSettings
 from ._errors import (
     AuthorizationDeniedError,
     AuthorizationError,
     ConfigurationError,
+    CredentialForgottenError,
     InactiveOrgError,
     InactiveUserError,
     InvalidClientError,
@@ -39,6 +41,8 @@ from ._errors import (
     OAuthError,
     RedirectUriMismatchError,
     RefreshCooldownError,
+    RefreshOutcomeUnknownError,
+    SessionClosedError,
     SFOAuthError,
     SignatureMismatchError,
     StaleTokenWriteError,
@@ -63,7 +67,7 @@ from ._refresh_token import RefreshTokenFlow
 from ._refresher import OnNewToken, Refresher, RefresherStats
 from ._retry import RetryPolicy
 from ._session import AsyncSession
-from ._store import MemoryTokenStore, StoredToken, TokenLock, TokenStore
+from ._store import MemoryTokenStore, PendingRefresh, StoredToken, TokenLock, TokenStore
 from ._token import DEFAULT_SESSION_TIMEOUT, Token
 
 __all__ = [
@@ -77,8 +81,10 @@ __all__ = [
     "ClientAuth",
     "ClientCredentialsFlow",
     "ConfigurationError",
+    "CredentialForgottenError",
     "FileTokenStore",
     "Flow",
+    "HttpSettings",
     "InactiveOrgError",
     "InactiveUserError",
     "Introspection",
@@ -94,14 +100,17 @@ __all__ = [
     "OAuthError",
     "OnNewToken",
     "PasswordFlow",
+    "PendingRefresh",
     "RedirectUriMismatchError",
     "RedisTokenStore",
     "RefreshCooldownError",
+    "RefreshOutcomeUnknownError",
     "RefreshTokenFlow",
     "Refresher",
     "RefresherStats",
     "RetryPolicy",
     "SFOAuthError",
+    "SessionClosedError",
     "SignatureMismatchError",
     "StaleTokenWriteError",
     "StateMismatchError",

@@ -4,19 +4,29 @@ Every token, revoke and introspect call goes through `post_form`: a form-encoded
 bypasses the session's middlewares (a token request must never carry a bearer token or be
 retried by the 401 logic), follows no redirect (a redirect would carry secrets elsewhere)
 and turns every failure into a typed error from `._errors`.
+
+A connection failure says whether the request may have left this machine
+(`TokenEndpointConnectionError.request_sent`): with rotation, a refresh token that reached
+Salesforce may be spent, and must never be sent again. The sessions this module makes
+record it exactly (an aiohttp trace hook on "request headers sent"); for a session of the
+caller's, only a failure to connect counts as "not sent".
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import hdrs
+from yarl import URL
 
 from ._errors import (
     InvalidTokenError,
@@ -27,13 +37,140 @@ from ._errors import (
     oauth_error_from_response,
 )
 
-__all__ = ["DEFAULT_REQUEST_TIMEOUT_S", "OAuthResponse", "get_json", "interpret", "post_form"]
+__all__ = [
+    "DEFAULT_REQUEST_TIMEOUT_S",
+    "HttpSettings",
+    "OAuthResponse",
+    "get_json",
+    "interpret",
+    "post_form",
+]
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 """Time limit of one request to an OAuth endpoint when no session timeout applies."""
 
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
 _TRANSIENT_OAUTH_CODES = frozenset({"server_error", "temporarily_unavailable"})
+
+
+# Failures that happen before a request can leave: resolving, connecting (proxy included),
+# the TLS handshake, a connect timeout.
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSettings:
+    """How requests to the OAuth endpoints reach Salesforce: network settings and nothing else.
+
+    `Refresher` opens a private aiohttp session from these for each refresh (one fresh
+    connection per request, no keep-alive to go stale between retries), so token requests
+    never queue behind API calls, never pass through a user's middlewares, trace configs,
+    cookies or ``raise_for_status``, and never use a pool a user may close. `AsyncSession`
+    copies them from its own aiohttp options.
+
+    Attributes:
+        ssl: TLS verification: ``True`` (default, the system's CAs), an `ssl.SSLContext`
+            (your CAs, a client certificate), ``False`` (verification off: tests only) or an
+            `aiohttp.Fingerprint`.
+        proxy: A proxy URL for every request, or ``None``.
+        proxy_auth: Proxy credentials (an `aiohttp.BasicAuth`), or ``None``.
+        trust_env: Read proxy settings (``HTTPS_PROXY``, ``NO_PROXY``) and ``.netrc`` from
+            the environment, as `aiohttp.ClientSession` does.
+
+    Example:
+        ```python
+        settings = HttpSettings(ssl=ssl.create_default_context(cafile="corp-ca.pem"))
+        refresher = Refresher(flow, http=settings)
+        ```
+    """
+
+    ssl: ssl.SSLContext | bool | aiohttp.Fingerprint = True
+    proxy: str | URL | None = None
+    proxy_auth: Any = None
+    trust_env: bool = False
+
+    @classmethod
+    def from_session_options(cls, options: Mapping[str, Any]) -> HttpSettings:
+        """The settings of an `aiohttp.ClientSession` made with ``options``.
+
+        TLS settings come from a `aiohttp.TCPConnector` given as ``connector`` (aiohttp
+        keeps them on the connector), proxy and ``trust_env`` from the options themselves.
+
+        Example:
+            ```python
+            settings = HttpSettings.from_session_options({"trust_env": True})
+            ```
+        """
+        connector = options.get("connector")
+        tls = (
+            getattr(connector, "_ssl", True)
+            if isinstance(connector, aiohttp.TCPConnector)
+            else True
+        )
+        return cls(
+            ssl=tls,
+            proxy=options.get("proxy"),
+            proxy_auth=options.get("proxy_auth"),
+            trust_env=bool(options.get("trust_env", False)),
+        )
+
+    def session(self) -> aiohttp.ClientSession:
+        """A new private session with these settings; close it when done.
+
+        Example:
+            ```python
+            async with settings.session() as http:
+                token = await flow.fetch_token(http)
+            ```
+        """
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self.ssl, force_close=True),
+            proxy=self.proxy,
+            proxy_auth=self.proxy_auth,
+            trust_env=self.trust_env,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trace_configs=[_progress_trace()],
+        )
+
+
+class _Progress:
+    """How far one request got: whether our trace hook saw it start, and send its headers."""
+
+    __slots__ = ("sent", "tracked")
+
+    def __init__(self) -> None:
+        self.tracked = False
+        self.sent = False
+
+
+async def _on_request_start(
+    _session: aiohttp.ClientSession, context: SimpleNamespace, _params: object
+) -> None:
+    progress = context.trace_request_ctx
+    if isinstance(progress, _Progress):
+        progress.tracked = True
+
+
+async def _on_headers_sent(
+    _session: aiohttp.ClientSession, context: SimpleNamespace, _params: object
+) -> None:
+    progress = context.trace_request_ctx
+    if isinstance(progress, _Progress):
+        progress.sent = True
+
+
+_TRACE: list[aiohttp.TraceConfig] = []
+
+
+def _progress_trace() -> aiohttp.TraceConfig:
+    # One frozen TraceConfig serves every session; it holds no loop or state of its own.
+    if not _TRACE:
+        trace = aiohttp.TraceConfig()
+        trace.on_request_start.append(_on_request_start)
+        trace.on_request_headers_sent.append(_on_headers_sent)
+        trace.freeze()
+        _TRACE.append(trace)
+    return _TRACE[0]
 
 
 class OAuthResponse:
@@ -186,13 +323,17 @@ async def _send(
     *,
     allow_empty: bool,
     timeout_s: float | None,
+    connect_timeout_s: float | None = None,
     **kwargs: Any,  # noqa: ANN401 - aiohttp's request options, passed through
 ) -> OAuthResponse:
-    timeout = aiohttp.ClientTimeout(total=timeout_s or DEFAULT_REQUEST_TIMEOUT_S)
+    timeout = aiohttp.ClientTimeout(
+        total=timeout_s or DEFAULT_REQUEST_TIMEOUT_S, connect=connect_timeout_s
+    )
+    progress = _Progress()
     try:
         async with AsyncExitStack() as stack:
             if session is None:
-                session = await stack.enter_async_context(aiohttp.ClientSession())
+                session = await stack.enter_async_context(HttpSettings().session())
             elif hdrs.AUTHORIZATION in session.headers:
                 # The caller's default Authorization (a bearer, say) must not reach this
                 # endpoint: borrow only the connection pool.
@@ -210,6 +351,7 @@ async def _send(
                 allow_redirects=False,
                 middlewares=(),
                 timeout=timeout,
+                trace_request_ctx=progress,
                 **kwargs,
             ) as resp:
                 raw = await resp.read()
@@ -219,12 +361,17 @@ async def _send(
     except TokenRequestError:
         raise
     except (aiohttp.ClientError, TimeoutError, OSError, RuntimeError) as exc:
-        # RuntimeError: the borrowed session was closed under us ("Session is closed").
+        # RuntimeError: a caller's session was closed under us ("Session is closed").
+        sent = progress.sent if progress.tracked else not isinstance(exc, _NOT_SENT)
         kind = "timed out" if isinstance(exc, TimeoutError) else "failed"
+        when = (
+            "after it was sent: Salesforce may have received it" if sent else "before it was sent"
+        )
         raise TokenEndpointConnectionError(
-            f"The request to {url} {kind} ({type(exc).__name__}: {exc}). This is retried "
-            f"with backoff; if it persists, check the network, proxy and TLS settings.",
+            f"The request to {url} {kind} {when} ({type(exc).__name__}: {exc}). If it "
+            f"persists, check the network, proxy and TLS settings.",
             url=url,
+            request_sent=sent,
         ) from exc
     text = raw.decode("utf-8", errors="replace")
     data = interpret(status, content_type, text, url=url, allow_empty=allow_empty)
@@ -239,6 +386,7 @@ async def post_form(
     authorization: str | None = None,
     allow_empty: bool = False,
     timeout_s: float | None = None,
+    connect_timeout_s: float | None = None,
 ) -> OAuthResponse:
     """POST a form to an OAuth endpoint and decode the JSON answer.
 
@@ -250,6 +398,7 @@ async def post_form(
             authentication), when chosen instead of body fields.
         allow_empty: Whether an empty 2xx body counts as success.
         timeout_s: Total time limit of the request (default 30 s).
+        connect_timeout_s: Time limit of connecting (TLS included), within ``timeout_s``.
 
     Returns:
         The decoded answer.
@@ -257,7 +406,8 @@ async def post_form(
     Raises:
         OAuthError: Salesforce refused the request.
         TokenEndpointUnavailableError: 5xx/408/429 or a maintenance page (transient).
-        TokenEndpointConnectionError: No answer (transient).
+        TokenEndpointConnectionError: No answer (transient); its ``request_sent`` says
+            whether Salesforce may have received the request.
         InvalidTokenResponseError: An answer that is not an OAuth JSON object.
 
     Example:
@@ -281,6 +431,7 @@ async def post_form(
         headers=headers,
         allow_empty=allow_empty,
         timeout_s=timeout_s,
+        connect_timeout_s=connect_timeout_s,
     )
 
 

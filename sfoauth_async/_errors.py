@@ -21,11 +21,14 @@ SFOAuthError
 │   │   └── InvalidTokenError            revoke/introspect: the token is unknown or revoked
 │   ├── TokenEndpointUnavailableError    5xx, 408, 425, 429, server_error, maintenance page
 │   ├── TokenEndpointConnectionError     no answer: DNS, TCP, TLS, reset, timeout (transient)
-│   └── InvalidTokenResponseError        neither a usable answer nor an OAuth error body
+│   ├── InvalidTokenResponseError        neither a usable answer nor an OAuth error body
+│   └── RefreshOutcomeUnknownError       a refresh token may be spent: sent, never answered
 ├── SignatureMismatchError               the response signature does not match id + issued_at
 ├── RefreshCooldownError                 a refresh just failed; not retried until the cooldown ends
+├── SessionClosedError                   the last session closed while this call waited
+├── CredentialForgottenError             the credential was forgotten (logged out) fleet-wide
 └── StoreError                           a token store could not load, save or lock
-    ├── StoreUnavailableError            the store's backend is down (Redis unreachable, ...)
+    ├── StoreUnavailableError            the store's backend is down, full or read-only
     ├── StaleTokenWriteError             a compare-and-set lost to a newer generation
     └── StoreLockTimeoutError            another process held the refresh lock too long
 ```
@@ -40,12 +43,14 @@ a password or a private key.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 __all__ = [
     "AuthorizationDeniedError",
     "AuthorizationError",
     "ConfigurationError",
+    "CredentialForgottenError",
     "InactiveOrgError",
     "InactiveUserError",
     "InvalidClientError",
@@ -58,7 +63,9 @@ __all__ = [
     "OAuthError",
     "RedirectUriMismatchError",
     "RefreshCooldownError",
+    "RefreshOutcomeUnknownError",
     "SFOAuthError",
+    "SessionClosedError",
     "SignatureMismatchError",
     "StaleTokenWriteError",
     "StateMismatchError",
@@ -357,16 +364,34 @@ class TokenEndpointUnavailableError(TokenRequestError):
 class TokenEndpointConnectionError(TokenRequestError):
     """No answer came back: DNS, TCP, TLS, a dropped connection or a timeout.
 
-    Transient: the refresher retries it with jittered exponential backoff.
+    Transient. ``request_sent`` tells whether the request may have reached Salesforce: a
+    failure to resolve, connect or shake hands never sent anything, so the refresher may
+    send it again; a timeout or a dropped connection after the request left may not have,
+    and the refresher never resends a refresh token that Salesforce may have rotated (see
+    `RefreshOutcomeUnknownError`).
+
+    Attributes:
+        request_sent: ``False`` when the request certainly never left this machine.
 
     Example:
         ```python
         except TokenEndpointConnectionError as exc:
-            print("Cannot reach Salesforce:", exc.__cause__)
+            print("Cannot reach Salesforce:", exc.__cause__, "sent:", exc.request_sent)
         ```
     """
 
     transient = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        url: str | None = None,
+        request_sent: bool = True,
+    ) -> None:
+        super().__init__(message, status=status, url=url)
+        self.request_sent = request_sent
 
 
 class InvalidTokenResponseError(TokenRequestError):
@@ -380,6 +405,50 @@ class InvalidTokenResponseError(TokenRequestError):
             print("Unexpected answer from", exc.url)
         ```
     """
+
+
+class RefreshOutcomeUnknownError(TokenRequestError):
+    """A refresh-token request was sent and never answered: the refresh token may be spent.
+
+    With refresh-token rotation Salesforce invalidates a refresh token as soon as it reads
+    it, and revokes the whole grant if the old one is ever used again. When a refresh-token
+    request leaves and no answer comes back (a timeout, a dropped connection, a process
+    that died before saving the answer), nobody can tell whether Salesforce rotated it, so
+    it is never sent again: the still-valid access token is served until it expires, and
+    then calls fail with this error, sending nothing.
+
+    It ends when a newer token reaches the refresher (another process stores one, or
+    `Refresher.put_token`), or when you establish that the refresh token is still valid
+    and call `Refresher.trust_refresh_token`: ``await flow.introspect(refresh_token,
+    token_type_hint="refresh_token")`` reports ``active=True`` when it was not spent, or
+    rotation is off for the app. Otherwise authorize again. Grants known not to rotate
+    (the last refresh returned no new refresh token) never end here: their requests are
+    retried as usual.
+
+    Attributes:
+        since: When the unanswered request was sent (UTC), if known.
+        owner: Which process sent it (``host:pid:...``), when another process did.
+
+    Example:
+        ```python
+        except RefreshOutcomeUnknownError:
+            info = await flow.introspect(token.refresh_token, token_type_hint="refresh_token")
+            if info.active:
+                await sf.refresher.trust_refresh_token()
+        ```
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        since: datetime | None = None,
+        owner: str | None = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.since = since
+        self.owner = owner
 
 
 class SignatureMismatchError(SFOAuthError):
@@ -422,6 +491,38 @@ class RefreshCooldownError(SFOAuthError):
         self.retry_at_monotonic = retry_at_monotonic
 
 
+class SessionClosedError(SFOAuthError):
+    """The last session of a refresher closed while this call waited for a token.
+
+    Raised, instead of a bare `asyncio.CancelledError`, in the tasks that were waiting and
+    were not cancelled themselves, so that a `asyncio.TaskGroup` does not lose their work
+    silently. A refresh that had already been sent is not cancelled by the close: it is
+    finished and kept for the next session.
+
+    Example:
+        ```python
+        except SessionClosedError:
+            log.info("shutting down: request abandoned")
+        ```
+    """
+
+
+class CredentialForgottenError(SFOAuthError):
+    """The credential was forgotten in the token store (a logout), by this or another process.
+
+    `Refresher.forget` (and `UserSessions.logout`) leave a marker in the store that no older
+    token can overwrite; every process that sees it drops its copy of the token. Refresh
+    tokens are never used after that: authorize again and give the new token with
+    `Refresher.put_token`.
+
+    Example:
+        ```python
+        except CredentialForgottenError:
+            return redirect("/login/salesforce")
+        ```
+    """
+
+
 class StoreError(SFOAuthError):
     """A token store could not load, save or lock a token.
 
@@ -434,9 +535,12 @@ class StoreError(SFOAuthError):
 
 
 class StoreUnavailableError(StoreError):
-    """The store's backend cannot be reached (Redis down, file system error).
+    """The store's backend cannot be used now: unreachable, out of memory, read-only, busy.
 
-    Transient. For a refresh token grant the refresher raises it rather than refresh without
+    Covers Redis down or timing out, and Redis answers that say "not now" (``OOM``,
+    ``READONLY`` after a failover, ``BUSY``, ``LOADING``, ``TRYAGAIN``, ``CLUSTERDOWN``,
+    ``MASTERDOWN``, ``NOREPLICAS``), and file system errors. Transient: the refresher
+    tries again after its cooldown. For a refresh-token grant it never refreshes without
     the fleet-wide lock, since two unlocked refreshes of a rotating refresh token revoke it.
 
     Example:

@@ -65,6 +65,10 @@ class Flow(abc.ABC):
     """Whether the grant spends a refresh token, which must never be refreshed concurrently
     (with rotation, a second use revokes it)."""
 
+    holds_refresh_token: ClassVar[bool] = False
+    """Whether the flow was configured with a refresh token of its own (`RefreshTokenFlow`),
+    used when no token carries a newer one."""
+
     def __init__(
         self,
         *,
@@ -163,10 +167,16 @@ class Flow(abc.ABC):
         session: aiohttp.ClientSession | None,
         session_timeout: timedelta | None,
         timeout_s: float | None = None,
+        connect_timeout_s: float | None = None,
     ) -> Token:
         authorization = self._authenticate(form)
         response = await post_form(
-            session, self.token_url, form, authorization=authorization, timeout_s=timeout_s
+            session,
+            self.token_url,
+            form,
+            authorization=authorization,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
         )
         return Token.from_response(
             response.data,
@@ -182,6 +192,7 @@ class Flow(abc.ABC):
         previous: Token | None = None,
         session_timeout: timedelta | None = DEFAULT_SESSION_TIMEOUT,
         timeout_s: float | None = None,
+        connect_timeout_s: float | None = None,
     ) -> Token:
         """Ask the token endpoint for a new token with this grant.
 
@@ -192,6 +203,7 @@ class Flow(abc.ABC):
                 refresh token from it.
             session_timeout: The org's session timeout, which sets `Token.expires_at`.
             timeout_s: Time limit of the request (default 30 s).
+            connect_timeout_s: Time limit of connecting, within ``timeout_s``.
 
         Returns:
             The new token.
@@ -199,7 +211,8 @@ class Flow(abc.ABC):
         Raises:
             OAuthError: Salesforce refused the grant; the subclass and message say why.
             TokenEndpointUnavailableError: 5xx, 429 or a maintenance page (transient).
-            TokenEndpointConnectionError: No answer (transient).
+            TokenEndpointConnectionError: No answer (transient); ``request_sent`` says
+                whether Salesforce may have received the request.
             InvalidTokenResponseError: The answer is not a token response.
 
         Example:
@@ -209,7 +222,9 @@ class Flow(abc.ABC):
             ```
         """
         form = self._grant_form(previous)
-        return await self._post_token_form(form, session, session_timeout, timeout_s)
+        return await self._post_token_form(
+            form, session, session_timeout, timeout_s, connect_timeout_s
+        )
 
     def store_key(self, token: Token | None = None) -> str:
         """The key under which token stores keep this credential's token.

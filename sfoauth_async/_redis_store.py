@@ -1,13 +1,16 @@
 """`RedisTokenStore`: tokens and refresh locks in Redis, shared by a fleet of machines.
 
-Each key's record is one JSON string at ``<prefix>token:<key>``::
+Keys, under a prefix (default ``sfoauth:``):
 
-    {"version": 1, "generation": 3, "token": {...}}
+- ``<prefix>token:<key>``: the record, a JSON string (see ``_record.py``): the token (sealed
+  whole when a key is set) and its generation, or a tombstone.
+- ``<prefix>pending:<key>``: the pending-refresh marker, while a refresh token is at
+  Salesforce and its successor is not stored yet.
+- ``<prefix>lock:<key>``: the refresh lock, ``SET NX PX`` with a random owner value.
 
-`RedisTokenStore.save` is a Lua compare-and-set on the generation (atomic in Redis), so a
-process whose lock lease ran out cannot overwrite a newer token (fencing). The refresh lock
-of a key is ``<prefix>lock:<key>``, taken with ``SET NX PX`` and a random owner value and
-released with a Lua compare-and-delete, so a lapsed holder never frees another's lock.
+Every write is one Lua script, atomic in Redis: `RedisTokenStore.save` and
+`RedisTokenStore.forget` compare-and-set the generation and drop an older marker; a lock's
+``mark``, ``renew`` and ``release`` act only while the lock's value is still their owner's.
 
 redis is an optional dependency (``pip install 'sfoauth-async[redis]'``): this module imports
 it only when a store is made, so ``import sfoauth_async`` never needs it.
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from types import ModuleType, TracebackType
@@ -29,8 +31,8 @@ from ._errors import (
     StoreError,
     StoreUnavailableError,
 )
-from ._record import Sealer, stored_from_record
-from ._store import StoredToken, TokenLock
+from ._record import VERSION, RecordCodec
+from ._store import PendingRefresh, StoredToken, TokenLock, new_owner
 from ._token import Token
 
 if TYPE_CHECKING:
@@ -40,31 +42,134 @@ __all__ = ["RedisTokenStore"]
 
 _T = TypeVar("_T")
 
-_VERSION = 1
 _EXTRA = "pip install 'sfoauth-async[redis]'"
 
-# KEYS[1] the record; ARGV[1] the new generation, ARGV[2] the record, ARGV[3] expiry in epoch
-# ms or 0. Returns {1} when written, {0, stored generation} when stale, {-1} when the value
-# there is not ours (left untouched, like a corrupt token file).
-_CAS = """
-local current = redis.call('GET', KEYS[1])
-if current then
+# Redis answers that mean "not now" rather than "never": a full or read-only server, a
+# script or a load in progress, a cluster or a replica set being reconfigured. redis-py
+# turns some into classes of their own (and drops the code from the text), the others
+# keep the code at the start of their text.
+_UNAVAILABLE_CLASSES = (
+    "OutOfMemoryError",
+    "ReadOnlyError",
+    "BusyLoadingError",
+    "TryAgainError",
+    "ClusterDownError",
+    "MasterDownError",
+)
+_UNAVAILABLE_REPLIES = (
+    "OOM",
+    "READONLY",
+    "BUSY",
+    "LOADING",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "MASTERDOWN",
+    "NOREPLICAS",
+)
+
+# The generation of the record in KEYS[1], 0 when there is none; -1 when the value there
+# is not a record of ours (it is then left untouched, like a corrupt token file).
+_GENERATION = """
+local function generation(name)
+    local current = redis.call('GET', name)
+    if not current then
+        return 0
+    end
     local ok, record = pcall(cjson.decode, current)
     if not ok or type(record) ~= 'table' or type(record['generation']) ~= 'number' then
-        return {-1}
+        return -1
     end
-    if record['generation'] >= tonumber(ARGV[1]) then
-        return {0, record['generation']}
+    return record['generation']
+end
+local function drop_older_marker(name, newer)
+    local marker = redis.call('GET', name)
+    if marker then
+        local ok, decoded = pcall(cjson.decode, marker)
+        if not ok or type(decoded) ~= 'table' or type(decoded['generation']) ~= 'number'
+                or decoded['generation'] < newer then
+            redis.call('DEL', name)
+        end
     end
+end
+"""
+
+# KEYS: record, marker. ARGV: new generation, record, expiry in epoch ms (0: none).
+# Returns {1} written, {0, stored generation} stale, {-1} not ours.
+_SAVE = (
+    _GENERATION
+    + """
+local stored = generation(KEYS[1])
+if stored < 0 then
+    return {-1}
+end
+if stored >= tonumber(ARGV[1]) then
+    return {0, stored}
 end
 redis.call('SET', KEYS[1], ARGV[2])
 if tonumber(ARGV[3]) > 0 then
     redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 end
+drop_older_marker(KEYS[2], tonumber(ARGV[1]))
 return {1}
 """
+)
 
-# KEYS[1] the lock; ARGV[1] the owner value. Deletes only our own lock.
+# KEYS: record, marker. Returns the tombstone's generation, or -1 when the value is not ours.
+_FORGET = (
+    _GENERATION
+    + """
+local stored = generation(KEYS[1])
+if stored < 0 then
+    return -1
+end
+local tombstone = stored + 1
+redis.call('SET', KEYS[1], '{"version":"""
+    + str(VERSION)
+    + ""","generation":' .. string.format('%d', tombstone) .. ',"forgotten":true}')
+redis.call('DEL', KEYS[2])
+return tombstone
+"""
+)
+
+# KEYS: lock, record, marker. ARGV: owner, generation, marker, lease ms.
+# Leaves the marker (and renews the lease) only for the holder, on the expected generation.
+_MARK = (
+    _GENERATION
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+if generation(KEYS[2]) ~= tonumber(ARGV[2]) then
+    return 0
+end
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+)
+
+# KEYS: marker. ARGV: owner. Removes the marker only if it is this owner's.
+_UNMARK = """
+local marker = redis.call('GET', KEYS[1])
+if marker then
+    local ok, decoded = pcall(cjson.decode, marker)
+    if ok and type(decoded) == 'table' and decoded['owner'] == ARGV[1] then
+        redis.call('DEL', KEYS[1])
+    end
+end
+return 1
+"""
+
+# KEYS: lock. ARGV: owner, lease ms. Renews only the owner's lease (needs no memory: it
+# works even when Redis is out of memory and refuses writes).
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: lock. ARGV: owner. Deletes only the owner's lock.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
@@ -88,61 +193,103 @@ def _import_redis() -> tuple[ModuleType, ModuleType]:
 class _RedisLock:
     """One acquisition of ``SET NX PX``; a new object for each, as `TokenStore.lock` asks."""
 
-    def __init__(self, store: RedisTokenStore, name: str, lease_s: float) -> None:
+    def __init__(self, store: RedisTokenStore, key: str, lease_s: float) -> None:
         self._store = store
-        self._name = name
+        self._key = key
+        self._name = store._name("lock", key)
         self._lease_ms = max(1, math.ceil(lease_s * 1000))
-        self._owner: str | None = None
+        self.owner = new_owner()
+        self._held = False
 
     async def acquire(self) -> bool:
-        if self._owner is not None:
+        if self._held:
             return False
-        owner = secrets.token_hex(16)
         taken = await self._store._call(
-            lambda r: r.set(self._name, owner, nx=True, px=self._lease_ms), "lock"
+            lambda r: r.set(self._name, self.owner, nx=True, px=self._lease_ms), "lock"
         )
-        if taken:
-            self._owner = owner
-        return bool(taken)
+        self._held = bool(taken)
+        return self._held
+
+    async def renew(self) -> bool:
+        if not self._held:
+            return False
+        renewed = await self._store._call(
+            lambda r: r.eval(_RENEW, 1, self._name, self.owner, self._lease_ms),
+            "renew the lock of",
+        )
+        return bool(renewed)
+
+    async def mark(self, generation: int) -> bool:
+        if not self._held:
+            return False
+        marker = json.dumps(RecordCodec.pending_record(PendingRefresh(self.owner, generation)))
+        names = (self._name, self._store._name("token", self._key), self._store._marker(self._key))
+        marked = await self._store._write(
+            lambda r: r.eval(_MARK, 3, *names, self.owner, generation, marker, self._lease_ms),
+            "mark a refresh of",
+        )
+        return bool(marked)
+
+    async def unmark(self) -> None:
+        await self._store._write(
+            lambda r: r.eval(_UNMARK, 1, self._store._marker(self._key), self.owner),
+            "clear the refresh marker of",
+        )
 
     async def release(self) -> None:
-        owner = self._owner
-        if owner is None:
+        if not self._held:
             return
         await self._store._call(
-            lambda r: r.eval(_RELEASE, 1, self._name, owner), "release the lock of"
+            lambda r: r.eval(_RELEASE, 1, self._name, self.owner), "release the lock of"
         )
         # Forgotten only once Redis has answered (unlike redis-py#3847): a release cut short
         # can be tried again, and a lapsed lease (0 deleted) is not an error.
-        self._owner = None
+        self._held = False
 
 
 class RedisTokenStore:
     """A `TokenStore` in Redis: one token and one refresh at a time for a whole fleet.
 
-    Records are JSON strings at ``<prefix>token:<key>``; refresh locks are
-    ``<prefix>lock:<key>`` (``SET NX PX`` with a random owner value, released by a Lua
-    compare-and-delete). `save` is a Lua compare-and-set on the generation. A record whose
-    token has no refresh token expires ``expire_after_token_s`` after the access token does,
-    so Redis forgets credentials that are no longer used; a record holding a refresh token
-    never expires, since it may be the only copy of a rotated refresh token.
+    Records are JSON strings at ``<prefix>token:<key>``, pending-refresh markers at
+    ``<prefix>pending:<key>`` and refresh locks at ``<prefix>lock:<key>`` (``SET NX PX``
+    with a random owner value). Every write is a Lua script: saves and `forget` compare and
+    set the generation, and lock operations act only for the lock's owner. A record whose
+    token has no refresh token expires ``expire_after_token_s`` after the access token
+    does, so Redis forgets credentials that are no longer used; a record holding a refresh
+    token never expires, since it may be the only copy of a rotated refresh token.
 
-    Connection errors and timeouts raise `StoreUnavailableError` naming the server (host and
-    port or socket path; never a password).
+    What the guarantees need from Redis (see the docs, "Stores and fleets"): persistence
+    (AOF with ``appendfsync everysec`` or ``always``, or RDB snapshots that are frequent
+    enough), ``maxmemory-policy noeviction`` (or a volatile-* policy: refresh-token records
+    have no TTL), and, with replicas and failover, ``min_replicas`` so that a write counts
+    only once a replica has it.
+
+    Connection errors, timeouts and the "not now" answers (``OOM``, ``READONLY``, ``BUSY``,
+    ``LOADING``, ``TRYAGAIN``, ``CLUSTERDOWN``, ``MASTERDOWN``, ``NOREPLICAS``) raise
+    `StoreUnavailableError` naming the server (host and port or socket path; never a
+    password).
 
     Args:
         client: A ``redis.asyncio.Redis`` client (``decode_responses`` either way). The store
             does not close it.
         prefix: Put before every Redis key, to share a Redis between apps or environments.
         encryption_key_env: The name of an environment variable holding a Fernet key (or
-            several, comma-separated, to rotate keys): the secrets of each token are then
-            encrypted before they reach Redis. See `FileTokenStore`.
+            several, comma-separated, to rotate keys): each record is then encrypted and
+            authenticated as a whole, and bound to its key. See `FileTokenStore`.
+        accept_unsealed: With a key, also read records written without one (to move a
+            store to encryption).
         expire_after_token_s: How long after the access token's expiry Redis keeps a record
             without a refresh token; ``None`` to keep records forever.
+        check_interval_s: How often a process holding a refresh token checks that Redis
+            still has it, and writes it back if Redis lost it. See `TokenStore`.
+        min_replicas: After each write, wait until this many replicas have it (``WAIT``),
+            and treat the write as failed otherwise, so that a failover cannot lose a rotated
+            refresh token. 0 (default) for a Redis without replicas.
+        replica_timeout_s: How long to wait for the replicas.
 
     Raises:
         ConfigurationError: redis is not installed (the message names the extra), or the
-            encryption key is missing or invalid.
+            encryption key is missing or invalid, or an option is out of range.
 
     Example:
         ```python
@@ -158,20 +305,38 @@ class RedisTokenStore:
         *,
         prefix: str = "sfoauth:",
         encryption_key_env: str | None = None,
+        accept_unsealed: bool = False,
         expire_after_token_s: float | None = 3600.0,
+        check_interval_s: float | None = 5.0,
+        min_replicas: int = 0,
+        replica_timeout_s: float = 1.0,
     ) -> None:
         _, self._exceptions = _import_redis()
-        if expire_after_token_s is not None and not (
-            math.isfinite(expire_after_token_s) and expire_after_token_s >= 0
+        self._unavailable: tuple[type[BaseException], ...] = tuple(
+            getattr(self._exceptions, name)
+            for name in _UNAVAILABLE_CLASSES
+            if hasattr(self._exceptions, name)
+        )
+        for name, value in (
+            ("expire_after_token_s", expire_after_token_s),
+            ("check_interval_s", check_interval_s),
         ):
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ConfigurationError(
+                    f"{name} must be a finite number >= 0 or None, got {value}."
+                )
+        if min_replicas < 0 or not (math.isfinite(replica_timeout_s) and replica_timeout_s > 0):
             raise ConfigurationError(
-                f"expire_after_token_s must be a finite number >= 0 or None, got "
-                f"{expire_after_token_s}."
+                f"min_replicas must be >= 0 and replica_timeout_s > 0, got {min_replicas} and "
+                f"{replica_timeout_s}."
             )
         self._client = client
         self._prefix = prefix
-        self._sealer = Sealer(encryption_key_env)
+        self._codec = RecordCodec(encryption_key_env, accept_unsealed=accept_unsealed)
         self._expire_after_token_s = expire_after_token_s
+        self.check_interval_s = check_interval_s
+        self._min_replicas = min_replicas
+        self._replica_timeout_ms = max(1, math.ceil(replica_timeout_s * 1000))
         self._owns_client = False
         self._where = _describe(client)
 
@@ -182,7 +347,11 @@ class RedisTokenStore:
         *,
         prefix: str = "sfoauth:",
         encryption_key_env: str | None = None,
+        accept_unsealed: bool = False,
         expire_after_token_s: float | None = 3600.0,
+        check_interval_s: float | None = 5.0,
+        min_replicas: int = 0,
+        replica_timeout_s: float = 1.0,
         **redis_kwargs: Any,  # noqa: ANN401 - redis.asyncio.from_url's options
     ) -> Self:
         """A store with its own client for ``url``; close it with `aclose` or ``async with``.
@@ -196,7 +365,11 @@ class RedisTokenStore:
                 ``unix:///path/to/socket``.
             prefix: See the class.
             encryption_key_env: See the class.
+            accept_unsealed: See the class.
             expire_after_token_s: See the class.
+            check_interval_s: See the class.
+            min_replicas: See the class.
+            replica_timeout_s: See the class.
             **redis_kwargs: Passed to ``redis.asyncio.from_url``.
 
         Raises:
@@ -222,7 +395,11 @@ class RedisTokenStore:
             client,
             prefix=prefix,
             encryption_key_env=encryption_key_env,
+            accept_unsealed=accept_unsealed,
             expire_after_token_s=expire_after_token_s,
+            check_interval_s=check_interval_s,
+            min_replicas=min_replicas,
+            replica_timeout_s=replica_timeout_s,
         )
         store._owns_client = True
         return store
@@ -266,52 +443,42 @@ class RedisTokenStore:
     # -- the protocol --------------------------------------------------------------------
 
     async def load(self, key: str) -> StoredToken | None:
-        """The token stored under ``key``, or ``None``.
+        """The record stored under ``key`` (token, tombstone or marker), or ``None``.
 
         Raises:
-            StoreError: The value there is not a stored token, or is encrypted with another
-                key.
-            StoreUnavailableError: Redis cannot be reached.
+            StoreError: The value there is not a record of ours, is sealed with another key,
+                or is in clear while the store has a key.
+            StoreUnavailableError: Redis cannot be used now.
 
         Example:
             ```python
             stored = await store.load(flow.store_key())
             ```
         """
-        name = self._token_name(key)
-        value = await self._call(lambda r: r.get(name), "read")
-        if value is None:
-            return None
+        name = self._name("token", key)
+        values = await self._call(lambda r: r.mget(name, self._marker(key)), "read")
         where = f"the Redis value {name} at {self._where}"
-        try:
-            record = json.loads(value)
-        except ValueError:
-            raise StoreError(
-                f"{where} is not JSON: something else writes to this key. Delete it, or give "
-                f"this store another prefix."
-            ) from None
-        if not isinstance(record, dict) or record.get("version") != _VERSION:
-            raise StoreError(f"{where} is not a version {_VERSION} sfoauth_async record.")
-        return stored_from_record(record, sealer=self._sealer, where=where)
+        record, marker = (None if v is None else self._json(v, where) for v in values)
+        return self._codec.stored(key, record, marker, where=where)
 
     async def save(self, key: str, token: Token, *, generation: int) -> None:
         """Store ``token`` as ``generation`` if the stored one is older: an atomic Lua CAS.
 
+        With ``min_replicas``, the write counts only once that many replicas have it.
+
         Raises:
             StaleTokenWriteError: ``generation`` or a later one is already stored.
-            StoreError: The value there is not a stored token (it is left as it is).
-            StoreUnavailableError: Redis cannot be reached.
+            StoreError: The value there is not a record of ours (it is left as it is).
+            StoreUnavailableError: Redis cannot be used now, or too few replicas have the
+                write.
 
         Example:
             ```python
             await store.save(key, token, generation=1)
             ```
         """
-        name = self._token_name(key)
-        record = json.dumps(
-            {"version": _VERSION, "generation": generation, "token": self._sealer.seal(token)},
-            separators=(",", ":"),
-        )
+        name = self._name("token", key)
+        record = json.dumps(self._codec.token_record(key, token, generation), separators=(",", ":"))
         expire_at_ms = 0
         if (
             self._expire_after_token_s is not None
@@ -323,8 +490,9 @@ class RedisTokenStore:
             )
             # A record must never be born expired: keep it at least a minute.
             expire_at_ms = max(expire_at_ms, math.ceil((time.time() + 60) * 1000))
-        result = await self._call(
-            lambda r: r.eval(_CAS, 1, name, generation, record, expire_at_ms), "write"
+        names = (name, self._marker(key))
+        result = await self._write(
+            lambda r: r.eval(_SAVE, 2, *names, generation, record, expire_at_ms), "write"
         )
         status = int(result[0])
         if status == 0:
@@ -333,24 +501,26 @@ class RedisTokenStore:
                 f"{int(result[1])} is already stored in Redis at {self._where}."
             )
         if status != 1:
-            raise StoreError(
-                f"The Redis value {name} at {self._where} is not a sfoauth_async record; it "
-                f"is left untouched. Delete it, or give this store another prefix."
-            )
+            raise self._not_ours(name)
 
-    async def delete(self, key: str) -> None:
-        """Forget the token under ``key`` (no error if there is none).
+    async def forget(self, key: str) -> int:
+        """Replace the record of ``key`` with a tombstone; return the tombstone's generation.
 
         Raises:
-            StoreUnavailableError: Redis cannot be reached.
+            StoreError: The value there is not a record of ours (it is left as it is).
+            StoreUnavailableError: Redis cannot be used now.
 
         Example:
             ```python
-            await store.delete(key)
+            await store.forget(key)
             ```
         """
-        name = self._token_name(key)
-        await self._call(lambda r: r.delete(name), "delete")
+        name = self._name("token", key)
+        names = (name, self._marker(key))
+        generation = int(await self._write(lambda r: r.eval(_FORGET, 2, *names), "forget"))
+        if generation < 1:
+            raise self._not_ours(name)
+        return generation
 
     def lock(self, key: str, *, lease_s: float) -> TokenLock:
         """A new lock object for ``key``: ``SET NX PX`` with a lease of ``lease_s`` seconds.
@@ -365,12 +535,52 @@ class RedisTokenStore:
                     await lock.release()
             ```
         """
-        return _RedisLock(self, f"{self._prefix}lock:{key}", lease_s)
+        return _RedisLock(self, key, lease_s)
 
     # -- Redis ---------------------------------------------------------------------------
 
-    def _token_name(self, key: str) -> str:
-        return f"{self._prefix}token:{key}"
+    def _name(self, kind: str, key: str) -> str:
+        return f"{self._prefix}{kind}:{key}"
+
+    def _marker(self, key: str) -> str:
+        return self._name("pending", key)
+
+    def _not_ours(self, name: str) -> StoreError:
+        return StoreError(
+            f"The Redis value {name} at {self._where} is not a sfoauth_async record; it is "
+            f"left untouched. Delete it, or give this store another prefix."
+        )
+
+    @staticmethod
+    def _json(value: bytes | str, where: str) -> object:
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise StoreError(
+                f"{where} is not JSON: something else writes to this key. Delete it, or give "
+                f"this store another prefix."
+            ) from None
+
+    async def _write(self, command: Callable[[Any], Awaitable[_T]], what: str) -> _T:
+        """Run a write and, with ``min_replicas``, wait for the replicas on its connection."""
+        if self._min_replicas == 0:
+            return await self._call(command, what)
+
+        async def write_and_wait(client: Any) -> _T:  # noqa: ANN401 - redis' client
+            # WAIT counts the replicas of the writes of its own connection: one pipeline.
+            async with client.pipeline(transaction=False) as pipe:
+                command(pipe)
+                pipe.wait(self._min_replicas, self._replica_timeout_ms)
+                result, replicas = await pipe.execute()
+            if int(replicas) < self._min_replicas:
+                raise StoreUnavailableError(
+                    f"Redis at {self._where} confirmed the write to {replicas} replica(s) of "
+                    f"the {self._min_replicas} required within "
+                    f"{self._replica_timeout_ms} ms: a failover now could lose it."
+                )
+            return result  # type: ignore[no-any-return]
+
+        return await self._call(write_and_wait, what)
 
     async def _call(self, command: Callable[[Any], Awaitable[_T]], what: str) -> _T:
         exceptions = self._exceptions
@@ -382,6 +592,12 @@ class RedisTokenStore:
                 f"({type(exc).__name__}: {exc})."
             ) from exc
         except exceptions.RedisError as exc:
+            if isinstance(exc, self._unavailable) or str(exc).startswith(_UNAVAILABLE_REPLIES):
+                raise StoreUnavailableError(
+                    f"Redis at {self._where} cannot {what} a token now "
+                    f"({type(exc).__name__}: {exc}). Check its memory (maxmemory), whether it "
+                    f"is a replica after a failover, and its replication."
+                ) from exc
             raise StoreError(
                 f"Redis at {self._where} refused to {what} a token ({type(exc).__name__}: {exc})."
             ) from exc

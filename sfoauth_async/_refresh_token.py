@@ -54,11 +54,13 @@ class RefreshingFlow(Flow):
         previous: Token | None = None,
         session_timeout: timedelta | None = DEFAULT_SESSION_TIMEOUT,
         timeout_s: float | None = None,
+        connect_timeout_s: float | None = None,
     ) -> Token:
         """Refresh: the newest refresh token of ``previous`` or of the flow buys a new token.
 
         The returned token always carries the refresh token to use next: the rotated one if
-        Salesforce sent one, else the one just used. See `Flow.fetch_token`.
+        Salesforce sent one, else the one just used; its `Token.refresh_token_rotation`
+        says which. See `Flow.fetch_token`.
 
         Example:
             ```python
@@ -67,10 +69,12 @@ class RefreshingFlow(Flow):
         """
         form = self._grant_form(previous)
         used = form["refresh_token"]
-        token = await self._post_token_form(form, session, session_timeout, timeout_s)
+        token = await self._post_token_form(
+            form, session, session_timeout, timeout_s, connect_timeout_s
+        )
+        rotated = token.refresh_token is not None and token.refresh_token != used
         kept = token.refresh_token or used
-        if token.refresh_token is None:
-            token = replace(token, refresh_token=kept)
+        token = replace(token, refresh_token=kept, refresh_token_rotation=rotated)
         self._remember(kept)
         return token
 
@@ -98,6 +102,7 @@ class RefreshTokenFlow(RefreshingFlow):
     """
 
     _key_grant: ClassVar[str] = "refresh_token"
+    holds_refresh_token: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -8,19 +8,19 @@ How a call to `Refresher.get_token` is served, by the state of the current token
 | stale | before ``expires_at - margin`` | returned; one background refresh starts |
 | expired, invalidated, missing | otherwise | the caller joins the one refresh in flight |
 | cooling down | a refresh just failed | stale tokens still served; others fail fast |
+| outcome unknown | a sent refresh token was never answered | served until expiry, then the error |
 | dead | ``invalid_grant`` and other permanent errors | served until expiry, then the error |
 
-A dead credential stays dead until `Refresher.reset`.
+A refresh is one `asyncio.Task` (the flight), with an aiohttp session of its own. Every
+caller that must wait awaits it through `asyncio.shield`, so a caller's cancellation never
+cancels it, and all get its outcome. Transient failures are retried inside the flight
+(tenacity, jittered exponential backoff, an attempt cap and a time budget); permanent ones
+never are; and a refresh token that may have reached Salesforce is never sent again while
+the app may rotate refresh tokens (`RefreshOutcomeUnknownError`).
 
-A refresh is one `asyncio.Task` (the flight). Every caller that must wait awaits it through
-`asyncio.shield`, so a caller's cancellation never cancels it, and all get its outcome,
-success or failure. Transient failures are retried inside the flight (tenacity, jittered
-exponential backoff, an attempt cap and a time budget); permanent ones never are.
-
-With a `TokenStore`, the flight first looks in the store for a newer token, and refreshes only
-while holding the store's lock for the credential, so a fleet of processes makes one token
-request per refresh. A new token is saved and passed to ``on_new_token`` before any waiter
-sees it, so a rotated refresh token is persisted before it is used.
+With a `TokenStore`, the flight goes through the credential's `Fleet` (``_fleet.py``), which
+makes one refresh for all the processes sharing the store. Windows are kept on the
+monotonic clock: a step of the wall clock moves no refresh.
 """
 
 from __future__ import annotations
@@ -31,58 +31,63 @@ import logging
 import math
 import random
 import time
-import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import aiohttp
-import tenacity
 
+from ._endpoint import HttpSettings
 from ._errors import (
+    AuthorizationError,
     ConfigurationError,
+    CredentialForgottenError,
     LoginRateExceededError,
+    OAuthError,
     RefreshCooldownError,
+    RefreshOutcomeUnknownError,
+    SessionClosedError,
     SFOAuthError,
-    StaleTokenWriteError,
     StoreError,
-    StoreLockTimeoutError,
     StoreUnavailableError,
     TokenEndpointConnectionError,
 )
+from ._fleet import Fleet, Refreshed, finish_even_if_cancelled
 from ._flow import Flow
 from ._retry import RetryPolicy
-from ._store import StoredToken, TokenLock, TokenStore
+from ._store import StoredToken, TokenStore
 from ._token import DEFAULT_SESSION_TIMEOUT, Token
 
-__all__ = ["HttpSource", "OnNewToken", "Refresher", "RefresherStats"]
+__all__ = ["OnNewToken", "Refresher", "RefresherStats"]
 
 log = logging.getLogger("sfoauth_async")
 
 OnNewToken = Callable[[Token], Awaitable[None]]
 """An async callback given each new token before anyone uses it (e.g. to persist it)."""
 
-HttpSource = Callable[[], aiohttp.ClientSession | None]
-"""What a user of a refresher lends it: a way to get its current aiohttp session."""
-
 _DEFAULT_AHEAD_S = 300.0  # refresh at most 5 minutes ahead, like azure-identity
 _AHEAD_FRACTION = 0.25  # ... and at most a quarter of the lifetime ahead, for short sessions
 _MAX_AHEAD_FRACTION = 0.75  # a refresh_ahead of the whole lifetime would refresh non-stop
 _MARGIN_S = 60.0  # stop trusting a token this long before its computed expiry
 _AHEAD_JITTER = 0.2  # spread a fleet's refreshes over the first 20 % of the window
-_POLL_S = (0.05, 0.15)  # how often a process waiting for another's refresh looks again
-_SAVE_ATTEMPTS = 5  # a new token is worth more tries than a token request
 
-# Refreshers by flow, then by credential (one per user for AuthorizationCodeFlow). They
+# Refreshers of a flow, by credential (one per user for AuthorizationCodeFlow), kept on the
+# flow object itself so that both are collected together once nothing uses them. They
 # outlive their sessions so that tokens do too, up to a bound: a web app with one flow and
 # many users keeps the most recently used ones.
-_registry: weakref.WeakKeyDictionary[Flow, OrderedDict[str, Refresher]] = (
-    weakref.WeakKeyDictionary()
-)
+_REGISTRY_ATTRIBUTE = "_sfoauth_refreshers"
 _KEEP_IDLE_PER_FLOW = 1000
+
+
+def _registry(flow: Flow) -> OrderedDict[str, Refresher]:
+    registry: OrderedDict[str, Refresher] | None = flow.__dict__.get(_REGISTRY_ATTRIBUTE)
+    if registry is None:
+        registry = OrderedDict()
+        setattr(flow, _REGISTRY_ATTRIBUTE, registry)
+    return registry
 
 
 def _forget_idle(by_key: OrderedDict[str, Refresher]) -> None:
@@ -95,20 +100,11 @@ def _forget_idle(by_key: OrderedDict[str, Refresher]) -> None:
         excess -= 1
 
 
-async def _finish_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` to its end even if the caller is cancelled meanwhile, then re-cancel."""
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait([task])
-        raise
-
-
-def _store_error_worth_retrying(exc: BaseException) -> bool:
-    return (
-        isinstance(exc, StoreError) and exc.transient and not isinstance(exc, StaleTokenWriteError)
-    )
+def _permanent(exc: BaseException) -> bool:
+    """Whether a failed refresh means the credential itself is refused until fixed."""
+    return isinstance(
+        exc, OAuthError | AuthorizationError | ConfigurationError | CredentialForgottenError
+    ) and not getattr(exc, "transient", False)
 
 
 @dataclass(slots=True)
@@ -148,7 +144,8 @@ class Refresher:
     on the same flow object (and the same user, for `AuthorizationCodeFlow`). Make one
     yourself to use tokens without `AsyncSession`, or to share one explicitly.
 
-    Not thread-safe: use it from one event loop at a time.
+    Not thread-safe: use it from one event loop at a time. It survives its loop: a later
+    loop (a new ``asyncio.run``, pytest's loop per test) may use it.
 
     Args:
         flow: The grant that fetches tokens.
@@ -165,6 +162,8 @@ class Refresher:
         introspect_expiry: Ask ``/services/oauth2/introspect`` for each new token's real
             ``exp`` (one more call per refresh; needs the client secret) and expire the
             token then if that is sooner than ``session_timeout`` says.
+        http: Network settings of token requests (proxy, TLS, ``trust_env``); each refresh
+            opens its own aiohttp session with them.
 
     Example:
         ```python
@@ -186,6 +185,7 @@ class Refresher:
         on_new_token: OnNewToken | None = None,
         retry: RetryPolicy | None = None,
         introspect_expiry: bool = False,
+        http: HttpSettings | None = None,
     ) -> None:
         if not isinstance(flow, Flow):
             raise ConfigurationError(
@@ -207,17 +207,31 @@ class Refresher:
                 f"username-password flow's tokens cannot be introspected; {self._name} cannot."
             )
         self._introspect_expiry = introspect_expiry
+        self._http = http or HttpSettings()
         self.stats = RefresherStats()
         self._token: Token | None = None
         self._generation = 0
-        self._refresh_at = math.inf
-        self._usable_until = math.inf
+        self._refresh_at = math.inf  # monotonic
+        self._usable_until = math.inf  # monotonic
         self._invalid: str | None = None
         self._flight: asyncio.Task[Token] | None = None
+        self._committed = False  # the flight has begun asking Salesforce: a close waits
         self._failure: BaseException | None = None
-        self._retry_at = 0.0
+        self._retry_at = 0.0  # monotonic
         self._dead: SFOAuthError | None = None
-        self._users: list[HttpSource | None] = []
+        self._unknown: RefreshOutcomeUnknownError | None = None
+        self._users = 0
+        self._fleet: Fleet | None = None
+        if store is not None:
+            assert self._store_key is not None
+            self._fleet = Fleet(
+                store,
+                self._store_key,
+                name=self._name,
+                spends_refresh_tokens=flow.uses_refresh_token,
+                configured_refresh_token=flow.holds_refresh_token,
+                retry=self._retry,
+            )
         if token is not None:
             self._set(token.with_session_timeout(session_timeout), 0)
 
@@ -234,29 +248,39 @@ class Refresher:
         on_new_token: OnNewToken | None = None,
         retry: RetryPolicy | None = None,
         introspect_expiry: bool = False,
+        http: HttpSettings | None = None,
     ) -> Refresher:
         """The refresher of this flow's credential, made on first use and shared after.
 
         Two calls with the same flow object (and, for `AuthorizationCodeFlow`, a token of
         the same user) return the same refresher, so their tokens and refreshes are shared.
-        A ``token`` newer than the shared one replaces it.
+        A ``token`` newer than the shared one replaces it. The refreshers live as long as
+        the flow object.
 
         Raises:
-            ConfigurationError: The credential already has a refresher with other settings.
+            ConfigurationError: The credential already has a refresher with other settings,
+                or an `AuthorizationCodeFlow` gets neither a token naming its user nor a
+                ``store_key``.
 
         Example:
             ```python
             assert Refresher.shared(flow) is Refresher.shared(flow)
             ```
         """
-        try:
-            key = store_key or flow.store_key(token)
-        except ConfigurationError:
-            if store is not None:
-                raise
-            key = ""  # an AuthorizationCodeFlow with no token yet: one refresher per flow
-        by_key = _registry.setdefault(flow, OrderedDict())
+        # A token without an identity URL cannot name its user: sessions of different
+        # users would share one key, and one user's session would send another's bearer.
+        key = store_key or flow.store_key(token)
+        by_key = _registry(flow)
         refresher = by_key.get(key)
+        settings = (
+            store,
+            session_timeout,
+            refresh_ahead,
+            on_new_token,
+            retry or RetryPolicy(),
+            introspect_expiry,
+            http or HttpSettings(),
+        )
         if refresher is None:
             _forget_idle(by_key)
             refresher = by_key[key] = cls(
@@ -269,36 +293,32 @@ class Refresher:
                 on_new_token=on_new_token,
                 retry=retry,
                 introspect_expiry=introspect_expiry,
+                http=http,
             )
             return refresher
-        wanted = (
-            store,
-            session_timeout,
-            refresh_ahead,
-            on_new_token,
-            retry or RetryPolicy(),
-            introspect_expiry,
-        )
-        have = (
-            refresher._store,
-            refresher._session_timeout,
-            refresher._refresh_ahead,
-            refresher._on_new_token,
-            refresher._retry,
-            refresher._introspect_expiry,
-        )
-        if any(a is not b and a != b for a, b in zip(wanted, have, strict=True)):
+        if any(a is not b and a != b for a, b in zip(settings, refresher._settings, strict=True)):
             raise ConfigurationError(
                 f"This {refresher._name} is already used by a session with other settings "
-                f"(store, session_timeout, refresh_ahead, on_new_token, retry or "
-                f"introspect_expiry). Sessions on "
-                f"one flow object share its token: give them the same settings, or give each "
-                f"its own flow object."
+                f"(store, session_timeout, refresh_ahead, on_new_token, retry, "
+                f"introspect_expiry or network settings). Sessions on one flow object share "
+                f"its token: give them the same settings, or give each its own flow object."
             )
         by_key.move_to_end(key)
         if token is not None:
             refresher.offer(token)
         return refresher
+
+    @property
+    def _settings(self) -> tuple[object, ...]:
+        return (
+            self._store,
+            self._session_timeout,
+            self._refresh_ahead,
+            self._on_new_token,
+            self._retry,
+            self._introspect_expiry,
+            self._http,
+        )
 
     # -- reading the token --------------------------------------------------------------
 
@@ -339,7 +359,11 @@ class Refresher:
             TokenEndpointUnavailableError: Salesforce stayed unavailable for the whole retry
                 budget.
             TokenEndpointConnectionError: Salesforce stayed unreachable for the whole budget.
+            RefreshOutcomeUnknownError: A refresh token was sent and never answered; it is
+                not sent again (see the error for recovery).
             RefreshCooldownError: A refresh failed moments ago; ``__cause__`` says why.
+            SessionClosedError: The last session closed while this call waited.
+            CredentialForgottenError: The credential was forgotten (logged out).
             StoreError: The fleet-wide store failed where refreshing without it is unsafe.
 
         Example:
@@ -349,11 +373,11 @@ class Refresher:
         """
         token = self._token
         if token is not None and token.access_token != self._invalid:
-            now = time.time()
+            now = time.monotonic()
             if now < self._refresh_at:
                 return token
             if now < self._usable_until:
-                if self._flight is None and self._dead is None and not self._cooling_down():
+                if self._flight is None and self._may_refresh_now():
                     self.stats.background_refreshes += 1
                     self._start_flight("refresh ahead of expiry")
                 return token
@@ -381,11 +405,13 @@ class Refresher:
         self._invalid = token.access_token
         return True
 
+    # -- giving it tokens -----------------------------------------------------------------
+
     def offer(self, token: Token) -> bool:
         """Use ``token`` if it is newer than the current one (by receive time).
 
-        A token taken this way is a new start: a permanent failure and a cooldown are
-        forgotten, as with `reset`.
+        A token taken this way is a new start: a permanent failure, an unknown refresh
+        outcome and a cooldown are forgotten, as with ``reset(token)``.
 
         Returns:
             Whether it was taken.
@@ -405,8 +431,8 @@ class Refresher:
         """Use a token you obtained yourself and, with a store, share it with the fleet.
 
         For a token from `AuthorizationCodeFlow.exchange` (a new refresh token): it is saved
-        as the store's next generation unless the store already holds a newer token. Like
-        `offer`, it forgets a permanent failure.
+        as the store's next generation, over a tombstone too, unless the store already
+        holds a newer token. Like `offer`, it is a new start.
 
         Raises:
             StoreError: The store could not save it.
@@ -417,34 +443,24 @@ class Refresher:
             await Refresher.shared(flow, token=token, store=store).put_token(token)
             ```
         """
-        if self._store is None or self._store_key is None:
+        token = token.with_session_timeout(self._session_timeout)
+        if self._fleet is None:
             self.reset(token)
             return
-        token = token.with_session_timeout(self._session_timeout)
-        for _ in range(_SAVE_ATTEMPTS):
-            stored = await self._store.load(self._store_key)
-            if stored is not None and stored.token.received_at >= token.received_at:
-                self.reset()
-                await self._adopt(stored)
-                return
-            generation = (stored.generation if stored else 0) + 1
-            try:
-                await self._store.save(self._store_key, token, generation=generation)
-            except StaleTokenWriteError:
-                continue  # another process saved meanwhile: look again
-            self.reset()
-            self._set(token, generation)
-            return
-        raise StaleTokenWriteError(
-            f"Could not save the token under {self._store_key}: other processes kept "
-            f"saving newer generations."
-        )
+        outcome = await self._fleet.put(token)
+        self.reset()
+        self._unknown = None
+        self._set(outcome.token, outcome.generation)
+        if outcome.adopted:
+            self.stats.adopted += 1
+        self._fleet.watch(self._member)
 
     def reset(self, token: Token | None = None) -> None:
         """Forget a permanent failure and the cooldown, optionally starting over from a token.
 
         After ``invalid_grant`` and the like, calls fail fast until this is called (with new
-        credentials in the flow, or a new token).
+        credentials in the flow, or a new token). A refresh whose outcome is unknown is
+        forgotten only with a new token, or by `trust_refresh_token`.
 
         Example:
             ```python
@@ -455,64 +471,110 @@ class Refresher:
         self._failure = None
         self._retry_at = 0.0
         if token is not None:
+            self._unknown = None
             self._set(token.with_session_timeout(self._session_timeout), 0)
+
+    async def trust_refresh_token(self) -> None:
+        """Declare that the refresh token of an unanswered refresh was not spent after all.
+
+        Call it when `RefreshOutcomeUnknownError` was raised and you have established that
+        the refresh token still works: ``flow.introspect(refresh_token,
+        token_type_hint="refresh_token")`` answers ``active=True``, or refresh-token
+        rotation is off for the app. The next refresh uses it; with a store, the
+        pending-refresh marker that stops every process is removed.
+
+        Raises:
+            StoreError: The store could not be updated.
+
+        Example:
+            ```python
+            info = await flow.introspect(token.refresh_token, token_type_hint="refresh_token")
+            if info.active:
+                await refresher.trust_refresh_token()
+            ```
+        """
+        if self._fleet is not None:
+            await self._fleet.clear_pending()
+        self._unknown = None
+        self._failure = None
+        self._retry_at = 0.0
+
+    async def forget(self) -> None:
+        """Forget the credential's token here and, with a store, in every process.
+
+        The store gets a tombstone that no older token can overwrite: every process that
+        sees it drops its token. A refresh-token credential then raises
+        `CredentialForgottenError` until a new token is given (`put_token`, `offer`);
+        other grants simply log in again when next used. Revoke the token at Salesforce
+        first (`Flow.revoke`) to end its sessions too.
+
+        Raises:
+            StoreError: The store could not be updated.
+
+        Example:
+            ```python
+            await flow.revoke(refresher.token)
+            await refresher.forget()
+            ```
+        """
+        generation = self._generation
+        if self._fleet is not None:
+            generation = await self._fleet.store.forget(self._fleet.key)
+        self._forgotten(generation)
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def attach(self, http: HttpSource | None = None) -> None:
-        """Count a user of this refresher, which may lend an aiohttp session for token requests.
-
-        Token requests go through the first open aiohttp session the users lend (so its
-        proxy and TLS settings apply; its middlewares are bypassed), else a private one.
-
-        Args:
-            http: A callable giving the user's aiohttp session, or ``None`` while it has
-                none; ``None`` for a user with no session to lend.
+    def attach(self) -> None:
+        """Count one more user of this refresher (`AsyncSession` does it for you).
 
         Example:
             ```python
-            def lend() -> aiohttp.ClientSession | None:
-                return http
-
-
-            refresher.attach(lend)
+            refresher.attach()
             try:
                 ...
             finally:
-                await refresher.detach(lend)
+                await refresher.detach()
             ```
         """
-        self._users.append(http)
+        self._users += 1
 
-    async def detach(self, http: HttpSource | None = None) -> None:
-        """Undo one `attach`; when the last user leaves, a refresh in flight is cancelled.
+    async def detach(self) -> None:
+        """Undo one `attach`; when the last user leaves, the refresher closes (see `aclose`).
 
         Example:
             ```python
-            await refresher.detach(source)
+            await refresher.detach()
             ```
         """
-        self._users.remove(http)
-        if not self._users:
+        self._users -= 1
+        if self._users <= 0:
+            self._users = 0
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel a refresh in flight and wait for it to end; the token is kept.
+        """End background work; a refresh that already asked Salesforce is finished first.
 
-        Leaves no task behind and no stuck state: the next `get_token` starts afresh.
+        A refresh that has sent its token request is awaited (it ends within its retry
+        budget) and its token kept, so that the next session uses it instead of logging in
+        again. A refresh that has not yet asked is cancelled; callers waiting for it get
+        `SessionClosedError`. A new token the store would not take is given the retry
+        budget to be saved. Leaves no task behind; the next `get_token` starts afresh.
 
         Example:
             ```python
             await refresher.aclose()
             ```
         """
-        flight, self._flight = self._flight, None
-        if flight is not None and not flight.done():
-            flight.cancel()
+        flight = self._flight
+        if flight is not None and not flight.get_loop().is_closed() and not flight.done():
+            if not self._committed:
+                flight.cancel()
             await asyncio.wait([flight])
+        if self._fleet is not None:
+            await self._fleet.aclose(save_wait_s=self._retry.total_timeout_s)
 
     async def __aenter__(self) -> Self:
-        self.attach(None)
+        self.attach()
         return self
 
     async def __aexit__(
@@ -521,7 +583,7 @@ class Refresher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.detach(None)
+        await self.detach()
 
     def __repr__(self) -> str:
         return f"Refresher({self._flow!r}, token={self._token!r})"
@@ -529,11 +591,13 @@ class Refresher:
     # -- state --------------------------------------------------------------------------
 
     def _windows(self, token: Token) -> tuple[float, float, float]:
-        """(refresh_at, usable_until, ahead) in epoch seconds, without jitter."""
+        """(refresh_at, usable_until, ahead), monotonic, without jitter."""
         if token.expires_at is None:
             return math.inf, math.inf, 0.0
-        expires = token.expires_at.timestamp()
-        lifetime = max(expires - token.received_at.timestamp(), 0.0)
+        lifetime = max((token.expires_at - token.received_at).total_seconds(), 0.0)
+        # Wall-clock expiry turned into monotonic time once, now: later steps of the wall
+        # clock move nothing.
+        expires = time.monotonic() + (token.expires_at - datetime.now(UTC)).total_seconds()
         if self._refresh_ahead is not None:
             # Never so far ahead that a new token is already due when it arrives.
             ahead = min(self._refresh_ahead.total_seconds(), lifetime * _MAX_AHEAD_FRACTION)
@@ -551,25 +615,39 @@ class Refresher:
         self._refresh_at = refresh_at - random.uniform(0, _AHEAD_JITTER) * ahead  # noqa: S311
         self._usable_until = usable_until
 
+    def _forgotten(self, generation: int) -> None:
+        self._token = None
+        self._generation = generation
+        self._invalid = None
+        self._refresh_at = self._usable_until = math.inf
+        self._unknown = None
+        if self._flow.uses_refresh_token:
+            self._dead = CredentialForgottenError(
+                f"The {self._name} credential was forgotten (logged out); its refresh token "
+                f"is not used again. Authorize again and give the new token to put_token()."
+            )
+
     def _cooling_down(self) -> bool:
         return time.monotonic() < self._retry_at
 
-    def _http(self) -> aiohttp.ClientSession | None:
-        for source in self._users:
-            http = source() if source is not None else None
-            if http is not None and not http.closed:
-                return http
-        return None
+    def _may_refresh_now(self) -> bool:
+        if self._dead is not None or self._cooling_down():
+            return False
+        # Without a store, nothing can end an unknown outcome but the caller.
+        return self._unknown is None or self._fleet is not None
 
     # -- the flight ---------------------------------------------------------------------
 
     async def _wait_for_flight(self) -> Token:
         flight = self._flight
         if flight is not None and flight.get_loop() is not asyncio.get_running_loop():
-            raise RuntimeError(
-                "This Refresher is refreshing on another event loop; use one Refresher (one "
-                "flow object) per event loop."
-            )
+            if not flight.get_loop().is_closed():
+                raise RuntimeError(
+                    "This Refresher is refreshing on another event loop that is still "
+                    "running; use one Refresher (one flow object) per event loop."
+                )
+            self._abandon(flight)
+            flight = None
         if flight is None:
             if self._dead is not None:
                 raise self._dead.with_traceback(None)
@@ -580,12 +658,37 @@ class Refresher:
                     f"attempt starts when the cooldown ends.",
                     retry_at_monotonic=self._retry_at,
                 ) from self._failure
+            if self._unknown is not None and self._fleet is None:
+                raise self._unknown.with_traceback(None)
             reason = "no token" if self._token is None else "token expired or rejected"
             flight = self._start_flight(reason)
         self.stats.waits += 1
-        return await asyncio.shield(flight)
+        try:
+            return await asyncio.shield(flight)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if flight.cancelled() and task is not None and not task.cancelling():
+                raise SessionClosedError(
+                    f"The last session of this {self._name} credential closed while this "
+                    f"call waited for a token; nothing was sent for it."
+                ) from None
+            raise
+
+    def _abandon(self, flight: asyncio.Task[Token]) -> None:
+        """Drop a flight whose event loop has ended: it will never finish."""
+        if self._flight is flight:
+            self._flight = None
+        if self._committed and self._flow.uses_refresh_token:
+            # It may have been answered by Salesforce, and the answer died with the loop.
+            self._unknown = RefreshOutcomeUnknownError(
+                f"A {self._name} refresh was in flight when its event loop ended; its "
+                f"refresh token may be spent. See RefreshOutcomeUnknownError.",
+                url=self._flow.token_url,
+            )
+        self._committed = False
 
     def _start_flight(self, reason: str) -> asyncio.Task[Token]:
+        self._committed = False
         flight = asyncio.get_running_loop().create_task(
             self._fly(reason), name=f"sfoauth-refresh-{self._name}"
         )
@@ -596,6 +699,7 @@ class Refresher:
     def _landed(self, flight: asyncio.Task[Token]) -> None:
         if self._flight is flight:
             self._flight = None
+            self._committed = False
         if flight.cancelled():
             return
         exc = flight.exception()  # also marks it retrieved when nobody waited
@@ -604,9 +708,12 @@ class Refresher:
             self._retry_at = 0.0
             return
         self.stats.failures += 1
-        if isinstance(exc, SFOAuthError) and not exc.transient:
+        if _permanent(exc):
+            assert isinstance(exc, SFOAuthError)
             self._dead = exc
             return
+        if isinstance(exc, RefreshOutcomeUnknownError):
+            self._unknown = exc
         if isinstance(exc, LoginRateExceededError):
             cooldown = self._retry.login_rate_cooldown_s
         else:
@@ -618,10 +725,12 @@ class Refresher:
         started = time.monotonic()
         log.info("Refreshing the %s token: %s", self._name, reason)
         try:
-            if self._store is None:
-                token = await self._fetch(self._token, generation=self._generation, save=False)
-            else:
-                token = await self._fly_with_store()
+            async with self._http.session() as http:
+                if self._fleet is None:
+                    outcome = await self._alone(http)
+                else:
+                    outcome = await self._with_fleet(http, self._fleet)
+                return await finish_even_if_cancelled(self._publish(http, outcome))
         except asyncio.CancelledError:
             log.info("Refreshing the %s token was cancelled", self._name)
             raise
@@ -635,22 +744,44 @@ class Refresher:
                 exc,
             )
             raise
-        log.info(
-            "Refreshed the %s token in %.3f s; it expires at %s",
-            self._name,
-            time.monotonic() - started,
-            token.expires_at.isoformat(timespec="seconds") if token.expires_at else "unknown",
-        )
-        return token
 
-    async def _fetch(self, previous: Token | None, *, generation: int, save: bool) -> Token:
-        """Get a new token with retries, then save and publish it as ``generation``."""
+    async def _alone(self, http: aiohttp.ClientSession) -> Refreshed:
+        token = await self._request(http, self._token)
+        return Refreshed(token, self._generation, adopted=False)
+
+    async def _with_fleet(self, http: aiohttp.ClientSession, fleet: Fleet) -> Refreshed:
+        try:
+            return await fleet.refresh(_Member(self, http))
+        except StoreError as exc:
+            if self._flow.uses_refresh_token:
+                if isinstance(exc, StoreUnavailableError):
+                    raise StoreUnavailableError(
+                        f"The token store is unavailable ({exc}), and a refresh token is "
+                        f"never refreshed without the fleet-wide lock: two processes using it "
+                        f"at once get it revoked. Requests resume when the store is back."
+                    ) from exc
+                raise
+            # Independent logins (JWT, client credentials, password): safe without the lock.
+            log.warning(
+                "The token store failed (%s); refreshing the %s token in this process only, "
+                "without the fleet-wide lock",
+                exc,
+                self._name,
+            )
+            return await self._alone(http)
+
+    async def _request(self, http: aiohttp.ClientSession, previous: Token | None) -> Token:
+        """Ask Salesforce for a token, retrying only what is safe to send again."""
         policy = self._retry
         deadline = time.monotonic() + policy.total_timeout_s
+        # A refresh token that reached Salesforce may be spent, unless the app is known not
+        # to rotate: then it is neither cut short by attempt_timeout_s nor ever resent.
+        spends = self._flow.uses_refresh_token and (
+            previous is None or previous.refresh_token_rotation is not False
+        )
+        self._committed = True
         async for attempt in policy.retrying():
             with attempt:
-                # The time limit goes into the request itself rather than cancelling it
-                # from outside: a refresh-token request must never be abandoned half-way.
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TokenEndpointConnectionError(
@@ -658,79 +789,44 @@ class Refresher:
                         f"{policy.total_timeout_s:g} s of retries against "
                         f"{self._flow.token_url}.",
                         url=self._flow.token_url,
+                        request_sent=False,
                     )
                 self.stats.token_requests += 1
-                token = await self._request(
-                    previous,
-                    timeout_s=min(policy.attempt_timeout_s, remaining),
-                    generation=generation,
-                    save=save,
-                )
-        if self._introspect_expiry:
-            token = await self._learn_expiry(token)
-        await self._publish(token, generation, save=save)
+                connect_s = min(policy.attempt_timeout_s, remaining)
+                try:
+                    token = await self._flow.fetch_token(
+                        http,
+                        previous=previous,
+                        session_timeout=self._session_timeout,
+                        timeout_s=remaining if spends else connect_s,
+                        connect_timeout_s=connect_s,
+                    )
+                except TokenEndpointConnectionError as exc:
+                    if spends and exc.request_sent:
+                        raise self._unknown_outcome(exc) from exc
+                    raise
         return token
 
-    async def _learn_expiry(self, token: Token) -> Token:
-        """The token with the ``exp`` introspection reports, when that is sooner."""
-        try:
-            info = await self._flow.introspect(token, session=self._http())
-        except SFOAuthError as exc:
-            log.warning("Could not introspect the new %s token (%s)", self._name, exc)
-            return token
-        if not info.active or info.exp is None:
-            return token
-        if token.expires_at is not None and token.expires_at <= info.exp:
-            return token
-        return dataclasses.replace(token, expires_at=info.exp)
-
-    async def _request(
-        self, previous: Token | None, *, timeout_s: float, generation: int, save: bool
-    ) -> Token:
-        """One token request; for refresh tokens, finished and kept even if cancelled."""
-        request = self._flow.fetch_token(
-            self._http(),
-            previous=previous,
-            session_timeout=self._session_timeout,
-            timeout_s=timeout_s,
+    def _unknown_outcome(self, exc: TokenEndpointConnectionError) -> RefreshOutcomeUnknownError:
+        return RefreshOutcomeUnknownError(
+            f"The {self._name} refresh-token request reached, or may have reached, "
+            f"Salesforce and no answer came back ({exc}). With refresh-token rotation it may "
+            f"be spent, so it is not sent again: the current access token is served until it "
+            f"expires. Check it with flow.introspect(token.refresh_token, "
+            f"token_type_hint='refresh_token'): if it is active, call "
+            f"refresher.trust_refresh_token(); if not, authorize again.",
+            url=self._flow.token_url,
+            since=datetime.now(UTC),
         )
-        if not self._flow.uses_refresh_token:
-            return await request
-        # Salesforce may rotate the refresh token as soon as it reads the request, and then
-        # the old one is dead: once sent, the answer must be read and kept, even on close.
-        sent = asyncio.ensure_future(request)
-        try:
-            return await asyncio.shield(sent)
-        except asyncio.CancelledError:
-            await asyncio.wait([sent])
-            if not sent.cancelled() and sent.exception() is None:
-                await self._publish(sent.result(), generation, save=save)
-            raise
 
-    async def _publish(self, token: Token, generation: int, *, save: bool) -> None:
-        # Once a token is fetched it must be saved and published even if we are cancelled
-        # now: with rotation, losing it loses the only valid refresh token.
-        await _finish_even_if_cancelled(self._save_and_set(token, generation, save=save))
-
-    async def _save_and_set(self, token: Token, generation: int, *, save: bool) -> None:
-        if save:
-            assert self._store is not None
-            assert self._store_key is not None
-            try:
-                await self._save(token, generation)
-            except StaleTokenWriteError:
-                log.exception(
-                    "Another process stored a newer %s token while this one refreshed (the "
-                    "lock lease ran out: raise RetryPolicy.lock_lease_s); keeping ours in "
-                    "memory only",
-                    self._name,
-                )
-            except StoreError:
-                log.exception(
-                    "Could not save the new %s token; it is kept in memory only and other "
-                    "processes will not see it",
-                    self._name,
-                )
+    async def _publish(self, http: aiohttp.ClientSession, outcome: Refreshed) -> Token:
+        """Take a new token into use: learn its expiry, run the hook, then let waiters see it."""
+        token = outcome.token
+        if outcome.adopted:
+            self.stats.adopted += 1
+        else:
+            # Already saved (by the fleet) or there is no store: only then look further.
+            token = await self._learn_expiry(http, token)
         if self._on_new_token is not None:
             try:
                 await self._on_new_token(token)
@@ -739,38 +835,45 @@ class Refresher:
                     "on_new_token failed for the %s token; the token is kept in memory",
                     self._name,
                 )
-        self._set(token, generation)
+        self._unknown = None
+        self._set(token, outcome.generation)
         self.stats.refreshes += 1
+        if self._fleet is not None:
+            self._fleet.watch(self._member)
+        log.info(
+            "Now using a new %s token; it expires at %s",
+            self._name,
+            token.expires_at.isoformat(timespec="seconds") if token.expires_at else "unknown",
+        )
+        return token
 
-    async def _save(self, token: Token, generation: int) -> None:
-        # Retried while we hold the lock: if the rotated refresh token does not reach the
-        # store, the next process refreshes with the dead one and the grant is revoked.
-        assert self._store is not None
-        assert self._store_key is not None
-        policy = self._retry
-        async for attempt in tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(_store_error_worth_retrying),
-            stop=(
-                tenacity.stop_after_attempt(_SAVE_ATTEMPTS)
-                | tenacity.stop_after_delay(policy.total_timeout_s)
-            ),
-            wait=tenacity.wait_random_exponential(
-                multiplier=policy.wait_initial_s, max=policy.wait_max_s
-            ),
-            reraise=True,
-        ):
-            with attempt:
-                await self._store.save(self._store_key, token, generation=generation)
+    async def _learn_expiry(self, http: aiohttp.ClientSession, token: Token) -> Token:
+        """The token with the ``exp`` introspection reports, when that is sooner."""
+        if not self._introspect_expiry:
+            return token
+        try:
+            info = await self._flow.introspect(token, session=http)
+        except Exception as exc:  # noqa: BLE001 - a hint only: never lose the token for it
+            log.warning("Could not introspect the new %s token (%s)", self._name, exc)
+            return token
+        if not info.active or info.exp is None:
+            return token
+        if token.expires_at is not None and token.expires_at <= info.exp:
+            return token
+        return dataclasses.replace(token, expires_at=info.exp)
 
-    # -- the fleet: refreshing through a store ------------------------------------------
+    # -- the fleet's view of us ---------------------------------------------------------
 
-    def _adoptable(self, stored: StoredToken | None) -> bool:
-        if stored is None or stored.generation <= self._generation:
+    @property
+    def _member(self) -> _Member:
+        return _Member(self, None)
+
+    def _adoptable(self, stored: StoredToken) -> bool:
+        token = stored.token
+        if token is None or token.access_token == self._invalid:
             return False
-        if stored.token.access_token == self._invalid:
-            return False
-        refresh_at, usable_until, _ = self._windows(stored.token)
-        now = time.time()
+        refresh_at, usable_until, _ = self._windows(token)
+        now = time.monotonic()
         if now >= usable_until:
             return False
         current = self._token
@@ -780,67 +883,26 @@ class Refresher:
         # Ahead of expiry, only a token fresher than ours is worth taking.
         return now < refresh_at if refreshing_ahead else True
 
-    async def _adopt(self, stored: StoredToken) -> Token:
-        self.stats.adopted += 1
-        log.info("Adopted the %s token another process stored", self._name)
-        await self._publish(stored.token, stored.generation, save=False)
-        return stored.token
 
-    async def _fly_with_store(self) -> Token:
-        assert self._store is not None
-        assert self._store_key is not None
-        store, key = self._store, self._store_key
-        give_up_at = time.monotonic() + self._retry.lease_s + self._retry.total_timeout_s
-        try:
-            while True:
-                stored = await store.load(key)
-                if self._adoptable(stored):
-                    assert stored is not None
-                    return await self._adopt(stored)
-                lock = store.lock(key, lease_s=self._retry.lease_s)
-                if await lock.acquire():
-                    try:
-                        return await self._refresh_locked(store, key)
-                    finally:
-                        await self._release(lock)
-                if time.monotonic() >= give_up_at:
-                    raise StoreLockTimeoutError(
-                        f"Another process held the refresh lock of {key} for more than "
-                        f"{self._retry.lease_s + self._retry.total_timeout_s:g} s without "
-                        f"storing a token."
-                    )
-                await asyncio.sleep(random.uniform(*_POLL_S))  # noqa: S311
-        except StoreError as exc:
-            if not self._flow.uses_refresh_token:
-                # Independent logins (JWT, client credentials): safe without the lock.
-                log.warning(
-                    "The token store failed (%s); refreshing the %s token in this process "
-                    "only, without the fleet-wide lock",
-                    exc,
-                    self._name,
-                )
-                return await self._fetch(self._token, generation=self._generation, save=False)
-            if isinstance(exc, StoreUnavailableError):
-                raise StoreUnavailableError(
-                    f"The token store is unavailable ({exc}), and a refresh token is never "
-                    f"refreshed without the fleet-wide lock: two processes using it at once "
-                    f"get it revoked. Requests resume when the store is back."
-                ) from exc
-            raise
+class _Member:
+    """What the fleet sees of a refresher during one flight (`FleetMember`)."""
 
-    async def _refresh_locked(self, store: TokenStore, key: str) -> Token:
-        stored = await store.load(key)
-        if self._adoptable(stored):
-            assert stored is not None
-            return await self._adopt(stored)
-        candidates = [t for t in (stored.token if stored else None, self._token) if t]
-        previous = max(candidates, key=lambda t: t.received_at) if candidates else None
-        generation = max(stored.generation if stored else 0, self._generation) + 1
-        return await self._fetch(previous, generation=generation, save=True)
+    __slots__ = ("_http", "_refresher")
 
-    async def _release(self, lock: TokenLock) -> None:
-        # A cancelled release would leave the lock held until its lease ends (redis-py#3847).
-        try:
-            await _finish_even_if_cancelled(lock.release())
-        except StoreError as exc:
-            log.warning("Could not release the refresh lock (%s); its lease will end it", exc)
+    def __init__(self, refresher: Refresher, http: aiohttp.ClientSession | None) -> None:
+        self._refresher = refresher
+        self._http = http
+
+    @property
+    def held(self) -> tuple[Token | None, int]:
+        return self._refresher._token, self._refresher._generation
+
+    def wanted(self, stored: StoredToken) -> bool:
+        return self._refresher._adoptable(stored)
+
+    async def fetch(self, previous: Token | None) -> Token:
+        assert self._http is not None
+        return await self._refresher._request(self._http, previous)
+
+    def forgotten(self, generation: int) -> None:
+        self._refresher._forgotten(generation)

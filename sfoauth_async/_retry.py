@@ -50,8 +50,11 @@ class RetryPolicy:
         wait_max_s: Longest backoff wait.
         cooldown_s: Rest after a failed refresh (with ±20 % jitter).
         login_rate_cooldown_s: Rest after ``login rate exceeded`` (the limit is per hour).
-        lock_lease_s: How long a fleet-wide refresh lock is held at most before it expires
-            on its own (if its holder dies); ``None`` for ``total_timeout_s + 10``.
+        lock_lease_s: The lease of a fleet-wide refresh lock: its holder renews it every
+            third of it while it works, and it ends on its own this long after a holder
+            dies or stalls; ``None`` for ``total_timeout_s + 10``. A process that finds the
+            refresh token it would use marked as sent by another waits up to
+            ``lock_lease_s + total_timeout_s`` for that refresh's result.
 
     Example:
         ```python
@@ -84,11 +87,11 @@ class RetryPolicy:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ConfigurationError(f"{name} must be a finite number >= 0, got {value}.")
-        if self.lock_lease_s is not None and self.lock_lease_s <= self.total_timeout_s:
+        if self.lock_lease_s is not None and not (
+            math.isfinite(self.lock_lease_s) and self.lock_lease_s > 0
+        ):
             raise ConfigurationError(
-                f"lock_lease_s ({self.lock_lease_s}) must exceed total_timeout_s "
-                f"({self.total_timeout_s}): a lease that ends before the refresh lets a second "
-                f"process refresh the same credential."
+                f"lock_lease_s must be a finite number > 0 or None, got {self.lock_lease_s}."
             )
 
     @property

@@ -11,6 +11,7 @@ from typing import Any, Self
 import aiohttp
 from yarl import URL
 
+from ._endpoint import HttpSettings
 from ._errors import ConfigurationError
 from ._flow import Flow
 from ._middleware import BearerMiddleware
@@ -153,6 +154,7 @@ class AsyncSession:
                 on_new_token=on_new_token,
                 retry=retry,
                 introspect_expiry=introspect_expiry,
+                http=HttpSettings.from_session_options(kwargs),
             )
         self._api_version = api_version
         middlewares = tuple(kwargs.pop("middlewares", ()))
@@ -163,7 +165,7 @@ class AsyncSession:
         # A token given with a store is shared with the fleet before its first use (the
         # first request or get_token).
         self._to_share = token if store is not None else None
-        self._refresher.attach(self._token_http)
+        self._refresher.attach()
 
     # -- tokens -------------------------------------------------------------------------
 
@@ -247,10 +249,6 @@ class AsyncSession:
             raise RuntimeError("This AsyncSession is closed.")
         if self._http is None:
             self._http = aiohttp.ClientSession(middlewares=self._middlewares, **self._kwargs)
-        return self._http
-
-    def _token_http(self) -> aiohttp.ClientSession | None:
-        """The aiohttp session token requests may borrow (its middlewares are bypassed)."""
         return self._http
 
     @property
@@ -392,7 +390,7 @@ class AsyncSession:
             return
         self._closed = True
         http, self._http = self._http, None
-        await self._refresher.detach(self._token_http)
+        await self._refresher.detach()
         if http is not None:
             await http.close()
 

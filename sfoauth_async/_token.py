@@ -60,6 +60,12 @@ def _jwt_expiry(access_token: str) -> datetime | None:
     return None
 
 
+def _optional_bool(value: object) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise TypeError(f"expected true, false or null, got {value!r}")
+
+
 def _check_session_timeout(session_timeout: timedelta | None) -> None:
     if session_timeout is not None and session_timeout <= timedelta(0):
         raise ConfigurationError(
@@ -90,6 +96,10 @@ class Token:
         received_at: When this process received the response.
         expires_at: ``received_at`` plus the session timeout (or the token's own ``exp``),
             ``None`` when the lifetime is unknown.
+        refresh_token_rotation: What the refresh that issued this token showed: ``True``
+            when it returned a new refresh token (the app rotates them: each one may be
+            used once), ``False`` when it did not (the app does not rotate), ``None`` for a
+            token that did not come from a refresh.
 
     Example:
         ```python
@@ -111,6 +121,7 @@ class Token:
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     received_at: datetime = field(default_factory=_utcnow)
     expires_at: datetime | None = None
+    refresh_token_rotation: bool | None = None
 
     @classmethod
     def from_response(
@@ -291,6 +302,7 @@ class Token:
             "raw": dict(self.raw),
             "received_at": self.received_at.isoformat(),
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "refresh_token_rotation": self.refresh_token_rotation,
         }
 
     @classmethod
@@ -332,6 +344,7 @@ class Token:
                 raw=MappingProxyType(dict(data.get("raw") or {})),
                 received_at=received_at,
                 expires_at=when("expires_at"),
+                refresh_token_rotation=_optional_bool(data.get("refresh_token_rotation")),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a stored token: {exc!r}") from None

@@ -58,9 +58,18 @@ async def wait_for_go() -> None:
 
 def make_store(config: dict[str, Any]) -> TokenStore:
     """The store the config names."""
+    # Short checks: a fleet whose store starts empty waits two of them before trusting the
+    # refresh token it was configured with (see Fleet._wait_for_write_back).
+    interval = config.get("check_interval_s", 0.2)
     if config["kind"] == "redis":
-        return RedisTokenStore.from_url(config["url"], socket_connect_timeout=1.0)
-    return FileTokenStore(config["path"], encryption_key_env=config.get("encryption_key_env"))
+        return RedisTokenStore.from_url(
+            config["url"], socket_connect_timeout=1.0, check_interval_s=interval
+        )
+    return FileTokenStore(
+        config["path"],
+        encryption_key_env=config.get("encryption_key_env"),
+        check_interval_s=interval,
+    )
 
 
 def make_flow(config: dict[str, Any]) -> Flow:

@@ -9,6 +9,8 @@ import asyncio
 import json
 import os
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -100,7 +102,7 @@ async def test_temporary_file_is_private_and_complete_before_the_rename(
         os.umask(old)
     [(temporary_mode, content)] = seen
     assert temporary_mode == 0o600
-    assert content["tokens"][KEY]["generation"] == 1
+    assert content["records"][KEY]["generation"] == 1
 
 
 async def test_missing_directory_is_created_private(tmp_path: Path) -> None:
@@ -112,12 +114,23 @@ async def test_missing_directory_is_created_private(tmp_path: Path) -> None:
 
 
 async def test_file_layout_is_the_documented_json(tmp_path: Path) -> None:
-    """The file is {"version": 1, "tokens": {key: {"generation": n, "token": {...}}}}."""
+    """The file is {"version": 2, "records": {key: {...}}, "pending": {key: {...}}}."""
     path = tmp_path / "tokens.json"
     token = make_token()
-    await FileTokenStore(path).save(KEY, token, generation=4)
+    store = FileTokenStore(path)
+    await store.save(KEY, token, generation=4)
+    lock = store.lock(KEY, lease_s=1.0)
+    assert await lock.acquire()
+    assert await lock.mark(4)
     data = json.loads(path.read_bytes())
-    assert data == {"version": 1, "tokens": {KEY: {"generation": 4, "token": token.to_dict()}}}
+    pending = data["pending"].pop(KEY)
+    assert data == {
+        "version": 2,
+        "records": {KEY: {"version": 2, "generation": 4, "token": token.to_dict()}},
+        "pending": {},
+    }
+    assert (pending["owner"], pending["generation"]) == (lock.owner, 4)
+    await lock.release()
 
 
 async def test_save_replaces_the_file_rather_than_writing_into_it(tmp_path: Path) -> None:
@@ -231,7 +244,8 @@ async def test_encryption_keeps_secrets_out_of_the_file(tmp_path: Path, fernet_k
     content = path.read_bytes()
     for secret in (ACCESS, REFRESH, ID_TOKEN, fernet_key):
         assert secret.encode() not in content
-    assert b"https://acme.my.salesforce.com" in content  # the rest stays inspectable
+    # Sealed whole: where the bearer goes cannot be altered either.
+    assert b"acme.my.salesforce.com" not in content
     stored = await store.load(KEY)
     assert stored == StoredToken(token, 1)
     assert stored is not None
@@ -248,14 +262,56 @@ async def test_without_encryption_secrets_are_protected_by_the_mode_only(tmp_pat
 
 
 @pytest.mark.usefixtures("fernet_key")
-async def test_plaintext_file_is_read_and_sealed_on_the_next_write(tmp_path: Path) -> None:
-    """Turning encryption on reads the old clear records and encrypts the next write."""
+async def test_clear_records_are_refused_once_a_key_is_set(tmp_path: Path) -> None:
+    """With a key, a record in clear (planted, or older) is a StoreError naming the way out."""
     path = tmp_path / "tokens.json"
     await FileTokenStore(path).save(KEY, make_token(1), generation=1)
-    store = FileTokenStore(path, encryption_key_env=ENV)
+    with pytest.raises(StoreError, match="accept_unsealed=True") as caught:
+        await FileTokenStore(path, encryption_key_env=ENV).load(KEY)
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.usefixtures("fernet_key")
+async def test_accept_unsealed_migrates_a_clear_file_to_encryption(tmp_path: Path) -> None:
+    """accept_unsealed=True reads the old clear records and seals the next write."""
+    path = tmp_path / "tokens.json"
+    await FileTokenStore(path).save(KEY, make_token(1), generation=1)
+    store = FileTokenStore(path, encryption_key_env=ENV, accept_unsealed=True)
     assert await store.load(KEY) == StoredToken(make_token(1), 1)
     await store.save(KEY, make_token(2), generation=2)
     assert REFRESH.encode() not in path.read_bytes()
+    assert await FileTokenStore(path, encryption_key_env=ENV).load(KEY) == StoredToken(
+        make_token(2), 2
+    )
+
+
+@pytest.mark.usefixtures("fernet_key")
+async def test_a_sealed_record_moved_to_another_key_is_refused(tmp_path: Path) -> None:
+    """Sealed records are bound to their key: copying user A's record to user B fails."""
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path, encryption_key_env=ENV)
+    await store.save(KEY, make_token(1), generation=1)
+    other = KEY + "-another-user"
+    document = json.loads(path.read_bytes())
+    document["records"][other] = document["records"][KEY]
+    path.write_text(json.dumps(document))
+    path.chmod(0o600)
+    with pytest.raises(StoreError, match="another key or generation"):
+        await store.load(other)
+
+
+@pytest.mark.usefixtures("fernet_key")
+async def test_a_sealed_record_given_another_generation_is_refused(tmp_path: Path) -> None:
+    """The generation is sealed too: raising it by hand to win compare-and-sets fails."""
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path, encryption_key_env=ENV)
+    await store.save(KEY, make_token(1), generation=1)
+    document = json.loads(path.read_bytes())
+    document["records"][KEY]["generation"] = 9
+    path.write_text(json.dumps(document))
+    path.chmod(0o600)
+    with pytest.raises(StoreError, match="another key or generation"):
+        await store.load(KEY)
 
 
 async def test_key_rotation_reads_with_old_keys_and_writes_with_the_first(
@@ -320,12 +376,14 @@ def test_invalid_key_is_a_configuration_error_that_never_shows_it(
 @pytest.mark.parametrize(
     "content",
     [
-        b'{"version": 1, "tokens": {"sfoauth:x": {"generation": 1, "tok',
+        b'{"version": 2, "records": {"sfoauth:x": {"generation": 1, "tok',
         b"\x00\x01\x02 not json",
         b"[1, 2, 3]",
-        b'{"version": 1}',
+        b'{"version": 2}',
+        b"",
+        b"\n  \n",
     ],
-    ids=["truncated", "binary", "array", "no-tokens"],
+    ids=["truncated", "binary", "array", "no-records", "empty", "blank"],
 )
 async def test_corrupt_file_is_a_store_error_naming_it_and_is_never_overwritten(
     tmp_path: Path, content: bytes
@@ -333,24 +391,26 @@ async def test_corrupt_file_is_a_store_error_naming_it_and_is_never_overwritten(
     """Loading and saving raise StoreError naming the file (no JSONDecodeError); bytes unchanged."""
     path = tmp_path / "tokens.json"
     path.write_bytes(content)
+    path.chmod(0o600)
     store = FileTokenStore(path)
-    with pytest.raises(StoreError, match="corrupt") as caught:
+    with pytest.raises(StoreError, match="empty, truncated") as caught:
         await store.load(KEY)
     assert type(caught.value) is StoreError
     assert str(path) in str(caught.value)
     assert caught.value.__cause__ is None
-    with pytest.raises(StoreError, match="corrupt"):
+    with pytest.raises(StoreError, match="empty, truncated"):
         await store.save(KEY, make_token(), generation=1)
-    with pytest.raises(StoreError, match="corrupt"):
-        await store.delete(KEY)
+    with pytest.raises(StoreError, match="empty, truncated"):
+        await store.forget(KEY)
     assert path.read_bytes() == content
 
 
 async def test_file_of_another_version_is_refused(tmp_path: Path) -> None:
     """A file from a future format version is a StoreError that says so."""
     path = tmp_path / "tokens.json"
-    path.write_text(json.dumps({"version": 2, "tokens": {}}))
-    with pytest.raises(StoreError, match="version 2"):
+    path.write_text(json.dumps({"version": 1, "tokens": {}}))
+    path.chmod(0o600)
+    with pytest.raises(StoreError, match="version 1; this sfoauth_async reads version 2"):
         await FileTokenStore(path).load(KEY)
 
 
@@ -368,30 +428,127 @@ async def test_malformed_record_is_a_store_error_naming_the_key(
 ) -> None:
     """A record that is not a stored token raises StoreError naming its key and the file."""
     path = tmp_path / "tokens.json"
-    path.write_text(json.dumps({"version": 1, "tokens": {KEY: record}}))
+    document = {"version": 2, "records": {KEY: {"version": 2, **record}}, "pending": {}}
+    path.write_text(json.dumps(document))
+    path.chmod(0o600)
     with pytest.raises(StoreError) as caught:
         await FileTokenStore(path).load(KEY)
     assert KEY in str(caught.value)
     assert str(path) in str(caught.value)
 
 
-async def test_empty_file_is_an_empty_store(tmp_path: Path) -> None:
-    """A zero-length file (e.g. made with touch to set its mode) holds no tokens."""
-    path = tmp_path / "tokens.json"
-    path.touch(mode=0o600)
-    store = FileTokenStore(path)
-    assert await store.load(KEY) is None
-    await store.save(KEY, make_token(), generation=1)
-    assert await store.load(KEY) is not None
-
-
-async def test_unreadable_path_is_store_unavailable(tmp_path: Path) -> None:
-    """A path that cannot be read as a file raises StoreUnavailableError naming it."""
+async def test_a_directory_at_the_path_is_refused(tmp_path: Path) -> None:
+    """A path that is not a regular file raises StoreError naming it."""
     path = tmp_path / "tokens.json"
     path.mkdir()
-    with pytest.raises(StoreUnavailableError) as caught:
+    with pytest.raises(StoreError, match="not a regular file") as caught:
         await FileTokenStore(path).load(KEY)
     assert str(path) in str(caught.value)
+
+
+async def test_a_symbolic_link_is_never_followed(tmp_path: Path) -> None:
+    """A token file that is a symlink (to a file an attacker reads) is refused, not followed."""
+    target = tmp_path / "elsewhere.json"
+    await FileTokenStore(target).save(KEY, make_token(), generation=1)
+    path = tmp_path / "tokens.json"
+    path.symlink_to(target)
+    store = FileTokenStore(path)
+    with pytest.raises(StoreError, match="symbolic link"):
+        await store.load(KEY)
+    with pytest.raises(StoreError, match="symbolic link"):
+        await store.save(KEY, make_token(2), generation=2)
+    assert (await FileTokenStore(target).load(KEY)) == StoredToken(make_token(), 1)
+
+
+async def test_a_symbolic_link_as_lock_file_is_refused(tmp_path: Path) -> None:
+    """A lock file replaced by a symlink (to clobber another file) is not opened through."""
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    lock_file = _file_store._lock_file_name(path, KEY)
+    lock_file.symlink_to(victim)
+    with pytest.raises(StoreUnavailableError, match="lock file"):
+        await store.lock(KEY, lease_s=1.0).acquire()
+    assert victim.read_text() == "keep"
+
+
+@pytest.mark.parametrize("bits", [0o644, 0o640, 0o606, 0o620])
+async def test_a_file_others_may_read_or_write_is_refused(tmp_path: Path, bits: int) -> None:
+    """Group or other permissions on the file are refused, with chmod advice."""
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    await store.save(KEY, make_token(), generation=1)
+    path.chmod(bits)
+    with pytest.raises(StoreError, match="chmod 600") as caught:
+        await store.load(KEY)
+    assert f"{bits:04o}" in str(caught.value)
+
+
+async def test_a_file_of_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file owned by another user is refused: they could plant tokens in it."""
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    await store.save(KEY, make_token(), generation=1)
+    other_uid = os.geteuid() + 1
+    monkeypatch.setattr(_file_store.os, "geteuid", lambda: other_uid)
+    with pytest.raises(StoreError, match="belongs to user id"):
+        await store.load(KEY)
+
+
+async def test_a_deleted_lock_file_does_not_let_a_second_holder_in(tmp_path: Path) -> None:
+    """A cleaner deleting a held lock file: the holder knows it lost it; one holder at most."""
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    first = store.lock(KEY, lease_s=1.0)
+    assert await first.acquire()
+    _file_store._lock_file_name(path, KEY).unlink()
+    # The first holder's lock no longer excludes anyone: it must know, and say so.
+    assert not await first.renew()
+    assert not await first.mark(0)
+    second = store.lock(KEY, lease_s=1.0)
+    assert await second.acquire()
+    assert await second.renew()
+    await first.release()
+    await second.release()
+
+
+async def test_a_lock_file_swapped_between_open_and_flock_is_not_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the lock file is deleted after our open, our flock on the orphan does not count."""
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    lock_file = _file_store._lock_file_name(path, KEY)
+    real_open = _file_store._open_lock_file
+
+    def open_then_lose_it(where: Path) -> int:
+        fd = real_open(where)
+        if where == lock_file:
+            where.unlink()
+        return fd
+
+    monkeypatch.setattr(_file_store, "_open_lock_file", open_then_lose_it)
+    assert not await store.lock(KEY, lease_s=1.0).acquire()
+
+
+def test_the_package_imports_without_fcntl_and_the_file_store_says_why() -> None:
+    """Without fcntl (Windows), import works and FileTokenStore raises a clear error."""
+    code = (
+        "import sys; sys.modules['fcntl'] = None\n"
+        "import sfoauth_async\n"
+        "try:\n"
+        "    sfoauth_async.FileTokenStore('t.json')\n"
+        "except sfoauth_async.ConfigurationError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "refused: FileTokenStore needs POSIX file locks" in done.stdout
+    assert "RedisTokenStore" in done.stdout
 
 
 def test_repr_names_the_file_and_the_variable_not_the_key(tmp_path: Path, fernet_key: str) -> None:

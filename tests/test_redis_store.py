@@ -74,7 +74,7 @@ async def test_record_is_json_with_its_generation_under_the_prefix(
     await store.save(KEY, token, generation=7)
     raw = await client.get(f"sfoauth:token:{KEY}")
     assert raw is not None
-    assert json.loads(raw) == {"version": 1, "generation": 7, "token": token.to_dict()}
+    assert json.loads(raw) == {"version": 2, "generation": 7, "token": token.to_dict()}
 
 
 async def test_prefix_namespaces_tokens_and_locks(client: redis.asyncio.Redis) -> None:
@@ -236,7 +236,7 @@ async def test_from_url_store_closes_its_own_client_only(redis_url: str) -> None
 async def test_stopped_redis_makes_every_call_store_unavailable(
     redis_server_factory: Callable[[], Any],
 ) -> None:
-    """Once redis-server stops, load/save/delete/acquire raise StoreUnavailableError."""
+    """Once redis-server stops, every store and lock call raises StoreUnavailableError."""
     server = redis_server_factory()
     async with RedisTokenStore.from_url(server.url, socket_connect_timeout=1.0) as store:
         await store.save(KEY, make_token(), generation=1)
@@ -246,8 +246,11 @@ async def test_stopped_redis_makes_every_call_store_unavailable(
         calls = [
             store.load(KEY),
             store.save(KEY, make_token(2), generation=2),
-            store.delete(KEY),
+            store.forget(KEY),
             store.lock(KEY, lease_s=5.0).acquire(),
+            held.renew(),
+            held.mark(1),
+            held.unmark(),
             held.release(),
         ]
         for call in calls:
@@ -293,3 +296,99 @@ def test_importing_the_package_never_imports_redis() -> None:
     """Importing sfoauth_async leaves redis out of sys.modules."""
     code = "import sys, sfoauth_async; sys.exit('redis' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# -- Redis that answers "not now" (issue 7, item 7) ---------------------------------------------
+
+
+async def test_out_of_memory_is_unavailable_and_the_lease_still_renews(
+    redis_server_factory: Callable[[], Any],
+) -> None:
+    """OOM under noeviction: writes raise StoreUnavailableError (transient); renew still works."""
+    server = redis_server_factory()
+    async with RedisTokenStore.from_url(server.url) as store:
+        await store.save(KEY, make_token(1), generation=1)
+        lock = store.lock(KEY, lease_s=30.0)
+        assert await lock.acquire()
+        server.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        server.command("CONFIG", "SET", "maxmemory", "1")
+        with pytest.raises(StoreUnavailableError, match="maxmemory") as caught:
+            await store.save(KEY, make_token(2), generation=2)
+        assert caught.value.transient
+        assert await lock.renew()  # the holder keeps its lock through the outage
+        server.command("CONFIG", "SET", "maxmemory", "0")
+        await store.save(KEY, make_token(2), generation=2)
+        assert await store.load(KEY) == StoredToken(make_token(2), 2)
+        await lock.release()
+
+
+async def test_a_read_only_replica_is_unavailable_until_it_is_a_primary_again(
+    redis_server_factory: Callable[[], Any],
+) -> None:
+    """READONLY (a failover left us on a replica): transient, and saves work once it ends."""
+    server = redis_server_factory()
+    async with RedisTokenStore.from_url(server.url) as store:
+        await store.save(KEY, make_token(1), generation=1)
+        # A replica of a primary that is not there keeps its data and refuses writes.
+        server.command("REPLICAOF", "127.0.0.1", "1")
+        with pytest.raises(StoreUnavailableError, match="read only replica") as caught:
+            await store.save(KEY, make_token(2), generation=2)
+        assert caught.value.transient
+        assert await store.load(KEY) == StoredToken(make_token(1), 1)
+        server.command("REPLICAOF", "NO", "ONE")
+        await store.save(KEY, make_token(2), generation=2)
+
+
+async def test_a_lapsed_lease_can_neither_renew_nor_mark(
+    store: RedisTokenStore, client: redis.asyncio.Redis
+) -> None:
+    """Once another process took the lapsed lock, the old holder's renew and mark fail."""
+    await store.save(KEY, make_token(1), generation=1)
+    old = store.lock(KEY, lease_s=30.0)
+    assert await old.acquire()
+    await client.delete(f"sfoauth:lock:{KEY}")  # the lease lapsed
+    new = store.lock(KEY, lease_s=30.0)
+    assert await new.acquire()
+    assert not await old.renew()
+    assert not await old.mark(1)
+    assert await new.mark(1)
+    stored = await store.load(KEY)
+    assert stored is not None
+    assert stored.pending is not None
+    assert stored.pending.owner == new.owner
+    await new.release()
+
+
+async def test_min_replicas_counts_a_write_only_once_a_replica_has_it(
+    redis_server_factory: Callable[[], Any],
+) -> None:
+    """With min_replicas=1 a save fails (transient) without a replica, and lands with one."""
+    primary = redis_server_factory()
+    async with RedisTokenStore.from_url(
+        primary.url, min_replicas=1, replica_timeout_s=0.2
+    ) as store:
+        with pytest.raises(StoreUnavailableError, match="0 replica"):
+            await store.save(KEY, make_token(1), generation=1)
+        replica = redis_server_factory()
+        replica.command("REPLICAOF", "127.0.0.1", str(primary.port))
+        async with asyncio.timeout(30):
+            # WAIT counts a replica once the primary has it online, after its first sync.
+            while b"state=online" not in primary.command("INFO", "replication"):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)  # polling another process: nothing to await
+        await store.save(KEY, make_token(2), generation=2)
+        assert b"generation" in replica.command("GET", f"sfoauth:token:{KEY}")
+
+
+async def test_a_sealed_record_copied_to_another_key_is_refused(
+    client: redis.asyncio.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone who can write to Redis cannot move user A's sealed token to user B's key."""
+    monkeypatch.setenv("SFOAUTH_TEST_REDIS_KEY", Fernet.generate_key().decode())
+    store = RedisTokenStore(client, encryption_key_env="SFOAUTH_TEST_REDIS_KEY")
+    await store.save(KEY, make_token(), generation=1)
+    other = KEY + "-another-user"
+    await client.set(f"sfoauth:token:{other}", await client.get(f"sfoauth:token:{KEY}"))
+    with pytest.raises(StoreError, match="another key or generation"):
+        await store.load(other)
+    raw = await client.get(f"sfoauth:token:{KEY}")
+    assert b"acme.my.salesforce.com" not in raw  # the instance URL is sealed too

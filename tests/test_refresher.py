@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
+from faults import BusyStore
 
 from sfoauth_async import (
     ConfigurationError,
@@ -20,6 +22,7 @@ from sfoauth_async import (
     InvalidGrantError,
     LoginRateExceededError,
     RefreshCooldownError,
+    SessionClosedError,
     Token,
     TokenEndpointUnavailableError,
 )
@@ -74,6 +77,7 @@ class ScriptedFlow(Flow):
         previous: Token | None = None,
         session_timeout: timedelta | None = timedelta(hours=2),
         timeout_s: float | None = None,  # noqa: ARG002
+        connect_timeout_s: float | None = None,  # noqa: ARG002
     ) -> Token:
         self.calls += 1
         self.previous.append(previous)
@@ -325,19 +329,57 @@ async def test_logs_never_contain_tokens(caplog: pytest.LogCaptureFixture) -> No
     assert "rt-secret-5" not in text
 
 
-async def test_aclose_cancels_the_flight_and_leaves_no_stuck_state() -> None:
-    """Closing mid-flight cancels it; the next call starts a new refresh."""
+async def test_close_finishes_a_refresh_already_sent_and_keeps_its_token() -> None:
+    """A close during a sent token request waits for the answer; the token is kept."""
     flow = ScriptedFlow()
     flow.gate = asyncio.Event()
     refresher = Refresher(flow, retry=FAST)
     waiter = asyncio.create_task(refresher.get_token())
     await flow.started.wait()
+    closing = asyncio.create_task(refresher.aclose())
+    await asyncio.sleep(0)
+    assert not closing.done()  # it waits for the answer instead of wasting the request
+    flow.gate.set()
+    await closing
+    assert (await waiter).access_token == "00D!access-101"
+    assert refresher.token is not None
+    assert refresher.token.access_token == "00D!access-101"
+    assert refresher._flight is None
+    assert flow.calls == 1
+
+
+async def test_close_cancels_a_refresh_not_yet_sent_and_waiters_get_a_typed_error() -> None:
+    """Closing while the flight waits for the fleet lock cancels it; waiters get an error."""
+    store = BusyStore()
+    flow = ScriptedFlow()
+    blocker = store.lock(flow.store_key(), lease_s=10.0)
+    assert await blocker.acquire()
+    refresher = Refresher(flow, store=store, retry=FAST)
+    waiter = asyncio.create_task(refresher.get_token())
+    await store.found_taken.wait()
     await refresher.aclose()
+    with pytest.raises(SessionClosedError):
+        await waiter
+    assert flow.calls == 0
+    assert refresher._flight is None
+    await blocker.release()
+    assert (await refresher.get_token()).access_token == "00D!access-101"
+
+
+async def test_a_cancelled_waiter_still_gets_cancelled_error() -> None:
+    """A waiter cancelled itself sees CancelledError, not the closed-session error."""
+    store = BusyStore()
+    flow = ScriptedFlow()
+    blocker = store.lock(flow.store_key(), lease_s=10.0)
+    assert await blocker.acquire()
+    refresher = Refresher(flow, store=store, retry=FAST)
+    waiter = asyncio.create_task(refresher.get_token())
+    await store.found_taken.wait()
+    waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    assert refresher._flight is None
-    flow.gate.set()
-    assert (await refresher.get_token()).access_token == "00D!access-102"
+    await refresher.aclose()
+    await blocker.release()
 
 
 async def test_last_detach_closes_and_earlier_ones_do_not() -> None:
@@ -345,15 +387,15 @@ async def test_last_detach_closes_and_earlier_ones_do_not() -> None:
     flow = ScriptedFlow()
     flow.gate = asyncio.Event()
     refresher = Refresher(flow, retry=FAST)
-    refresher.attach(None)
-    refresher.attach(None)
+    refresher.attach()
+    refresher.attach()
     waiter = asyncio.create_task(refresher.get_token())
     await flow.started.wait()
-    await refresher.detach(None)
+    await refresher.detach()
     assert not waiter.done()
     flow.gate.set()
     assert (await waiter).access_token == "00D!access-101"
-    await refresher.detach(None)
+    await refresher.detach()
 
 
 def test_shared_refresher_is_per_flow_object() -> None:
@@ -380,11 +422,10 @@ def test_default_refresh_ahead_scales_with_the_lifetime(
 ) -> None:
     """Refresh ahead is a quarter of the lifetime, at most five minutes, margin inside it."""
     refresher = Refresher(ScriptedFlow())
+    before = time.monotonic()
     refresh_at, usable_until, ahead = refresher._windows(make_token(1, lifetime=lifetime))
-    expires = make_token(1, lifetime=lifetime).expires_at
-    assert expires is not None
     assert ahead == pytest.approx(ahead_at_most)
-    assert refresh_at < usable_until < expires.timestamp() + 1
+    assert before < refresh_at < usable_until < time.monotonic() + lifetime.total_seconds()
 
 
 def test_unknown_lifetime_means_reactive_only() -> None:
@@ -421,7 +462,7 @@ def test_refresh_ahead_longer_than_the_lifetime_is_clamped() -> None:
     token = make_token(1, lifetime=timedelta(minutes=20))
     refresh_at, _, ahead = refresher._windows(token)
     assert ahead == pytest.approx(15 * 60)
-    assert refresh_at > token.received_at.timestamp()
+    assert refresh_at - time.monotonic() == pytest.approx(5 * 60, abs=5)
 
 
 def test_idle_shared_refreshers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -438,7 +479,7 @@ def test_a_refresher_in_use_is_never_forgotten(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr("sfoauth_async._refresher._KEEP_IDLE_PER_FLOW", 1)
     flow = ScriptedFlow()
     busy = Refresher.shared(flow, store_key="busy")
-    busy.attach(None)
+    busy.attach()
     for n in range(3):
         Refresher.shared(flow, store_key=f"idle-{n}")
     assert Refresher.shared(flow, store_key="busy") is busy

@@ -291,20 +291,26 @@ async def test_sessions_on_one_flow_share_one_refresher(fake_org: FakeSalesforce
     assert fake_org.stats.token_requests_total == 1
 
 
-async def test_closing_the_session_cancels_the_flight_cleanly(fake_org: FakeSalesforceOrg) -> None:
-    """close() during a refresh cancels it; no task is left and a new session logs in."""
+async def test_closing_the_session_finishes_a_sent_refresh_for_the_next_session(
+    fake_org: FakeSalesforceOrg,
+) -> None:
+    """close() during a sent token request waits for it; the next session reuses its token."""
     flow = fake_org.client_credentials_flow()
     release = asyncio.Event()
     fake_org.faults.token.push(Fault.hold(release))
     sf = AsyncSession(flow)
     waiter = asyncio.create_task(sf.get_token())
     await fake_org.faults.token.wait_held(1)
-    await sf.close()
-    with pytest.raises(asyncio.CancelledError):
-        await waiter
+    closing = asyncio.create_task(sf.close())
+    await asyncio.sleep(0)
+    assert not closing.done()
     release.set()
+    await closing
+    token = await waiter
     async with AsyncSession(flow) as again:
         assert (await again.get("limits/")).status == 200
+        assert again.token is token
+    assert fake_org.stats.token_requests_total == 1
 
 
 async def test_permanent_error_fails_fast_until_reset(fake_org: FakeSalesforceOrg) -> None:

@@ -97,6 +97,7 @@ class SaveFailsOnce:
     def __init__(self, inner: TokenStore) -> None:
         self.inner = inner
         self.failed = False
+        self.check_interval_s = inner.check_interval_s
 
     async def load(self, key: str) -> StoredToken | None:
         """The inner store's token."""
@@ -109,9 +110,9 @@ class SaveFailsOnce:
             raise StoreUnavailableError("Redis at 127.0.0.1:6379 db 0 is unavailable")
         await self.inner.save(key, token, generation=generation)
 
-    async def delete(self, key: str) -> None:
-        """Delete from the inner store."""
-        await self.inner.delete(key)
+    async def forget(self, key: str) -> int:
+        """Forget in the inner store."""
+        return await self.inner.forget(key)
 
     def lock(self, key: str, *, lease_s: float) -> TokenLock:
         """The inner store's lock."""
@@ -128,4 +129,5 @@ async def test_rotated_refresh_token_is_stored_before_its_access_token_is_used(
     token = await a.get_token()
     stored = await store.inner.load(a.flow.store_key())
     assert stored is not None
+    assert stored.token is not None
     assert stored.token.refresh_token == token.refresh_token

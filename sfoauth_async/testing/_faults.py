@@ -20,7 +20,10 @@ from ._http import JSON_CONTENT_TYPE
 
 __all__ = ["Fault", "FaultQueue", "FaultQueues"]
 
-FaultKind = Literal["respond", "drop", "delay", "hold"]
+FaultKind = Literal[
+    "respond", "drop", "delay", "hold", "delay_answer", "hold_answer", "drop_answer"
+]
+_AFTER_PROCESSING = frozenset({"delay_answer", "hold_answer", "drop_answer"})
 
 _MAINTENANCE_PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -44,6 +47,11 @@ class Fault:
     Kinds: ``"respond"`` answers with ``http_status``, ``headers`` and ``body`` instead of the
     real handler; ``"drop"`` closes the TCP connection without answering; ``"delay"`` waits
     ``delay_s`` then answers normally; ``"hold"`` waits for ``event`` then answers normally.
+    The ``*_answer`` kinds act after the org has done the work (issued the token, rotated
+    the refresh token): ``"delay_answer"`` and ``"hold_answer"`` hold the finished answer
+    back, ``"drop_answer"`` closes the connection instead of sending it. They stand for a
+    timeout or a dropped connection after Salesforce processed the request; only the token
+    endpoint applies them (elsewhere they act like their "before" twins).
 
     Attributes:
         kind: What the fault does.
@@ -172,6 +180,55 @@ class Fault:
         return cls(kind="hold", event=event)
 
     @classmethod
+    def delay_answer(cls, seconds: float) -> Fault:
+        """Do the work, then hold the answer back ``seconds`` (a client timeout meets it).
+
+        Example:
+            ```python
+            org.faults.token.push(Fault.delay_answer(5.0))  # rotated, answer late
+            ```
+        """
+        if seconds < 0:
+            raise ValueError(f"Fault.delay_answer() needs seconds >= 0, got {seconds!r}.")
+        return cls(kind="delay_answer", delay_s=seconds)
+
+    @classmethod
+    def hold_answer(cls, event: asyncio.Event) -> Fault:
+        """Do the work, then hold the answer until ``event`` is set (or the org closes).
+
+        Example:
+            ```python
+            org.faults.token.push(Fault.hold_answer(release))
+            ```
+        """
+        return cls(kind="hold_answer", event=event)
+
+    @classmethod
+    def drop_answer(cls) -> Fault:
+        """Do the work, then close the connection instead of answering.
+
+        The refresh token is rotated (and the old one dead) but the client never learns the
+        new one: what a connection cut after Salesforce processed the request looks like.
+
+        Example:
+            ```python
+            org.faults.token.push(Fault.drop_answer())
+            ```
+        """
+        return cls(kind="drop_answer")
+
+    @property
+    def after_processing(self) -> bool:
+        """Whether the org does the work before this fault acts (the ``*_answer`` kinds).
+
+        Example:
+            ```python
+            assert Fault.drop_answer().after_processing
+            ```
+        """
+        return self.kind in _AFTER_PROCESSING
+
+    @classmethod
     def oauth_error(cls, error: str, description: str, status: int = 400) -> Fault:
         """Answer like the token endpoint does: ``{"error": ..., "error_description": ...}``.
 
@@ -267,6 +324,31 @@ class FaultQueue:
     def _pop(self) -> Fault | None:
         return self._faults.popleft() if self._faults else None
 
+    async def _hold(self, event: asyncio.Event, closing: asyncio.Event) -> bool:
+        """Park until ``event`` (``True``) or the org closes (``False``), counted as held."""
+        self._set_held(self._held + 1)
+        try:
+            return await _first_set(event, closing)
+        finally:
+            self._set_held(self._held - 1)
+
+    async def _deliver(
+        self,
+        fault: Fault,
+        request: web.Request,
+        response: web.StreamResponse,
+        closing: asyncio.Event,
+    ) -> web.StreamResponse:
+        """Enact an after-processing fault on a finished ``response``."""
+        if fault.kind == "delay_answer":
+            await asyncio.sleep(fault.delay_s)
+            return response
+        if fault.kind == "hold_answer":
+            assert fault.event is not None
+            if await self._hold(fault.event, closing):
+                return response
+        return _drop(request)
+
     def _set_held(self, held: int) -> None:
         self._held = held
         if self._on_change is not None:
@@ -284,17 +366,12 @@ class FaultQueue:
             return web.Response(
                 status=fault.http_status, body=fault.body, headers=dict(fault.headers)
             )
-        if fault.kind == "delay":
+        if fault.kind in ("delay", "delay_answer"):
             await asyncio.sleep(fault.delay_s)
             return None
-        if fault.kind == "hold":
+        if fault.kind in ("hold", "hold_answer"):
             assert fault.event is not None
-            self._set_held(self._held + 1)
-            try:
-                released = await _first_set(fault.event, closing)
-            finally:
-                self._set_held(self._held - 1)
-            if released:
+            if await self._hold(fault.event, closing):
                 return None
         # A drop, or a hold cut short by org.close(): the client must see the connection die
         # with nothing sent, which only closing the socket under aiohttp achieves.

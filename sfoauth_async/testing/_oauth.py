@@ -157,7 +157,7 @@ class OAuthSite:
 
     # -- token endpoint -------------------------------------------------------------------------
 
-    async def token(self, request: web.Request) -> web.Response:
+    async def token(self, request: web.Request) -> web.StreamResponse:
         """``/services/oauth2/token``: count, suffer any fault, then run the grant."""
         org = self.org
         form = await self._token_form(request)
@@ -169,14 +169,21 @@ class OAuthSite:
         try:
             if org.token_delay_s > 0:
                 await asyncio.sleep(org.token_delay_s)
-            faulted = await org.faults.token._apply(request, org._closing_event())
-            if faulted is not None:
-                return faulted
+            queue, closing = org.faults.token, org._closing_event()
+            fault = queue._faults[0] if len(queue) else None
+            if fault is None or not fault.after_processing:
+                faulted = await queue._apply(request, closing)
+                if faulted is not None:
+                    return faulted
+            else:
+                queue._pop()
             try:
-                payload = self._grant(grant, form, request)
+                response = json_response(self._grant(grant, form, request), headers=_NO_STORE)
             except OAuthFailure as failure:
-                return failure.response()
-            return json_response(payload, headers=_NO_STORE)
+                response = failure.response()
+            if fault is not None and fault.after_processing:
+                return await queue._deliver(fault, request, response, closing)
+            return response
         finally:
             org._token_request_finished()
 
@@ -310,6 +317,8 @@ class OAuthSite:
         if value != family.current:
             # A rotated-out token came back: under RTR that means it leaked, so Salesforce
             # revokes the current refresh token and its sessions too [H-rt].
+            org.stats.refresh_token_reuses += 1
+            org.stats.grants_revoked += 1
             family.revoke()
             raise _invalid_grant(_EXPIRED_TOKEN)
         self._check_active(family.user)

@@ -69,6 +69,10 @@ class FakeOrgStats:
         unauthorized: REST 401s and Bulk ``InvalidSessionId`` 400s served.
         revocations: Requests to the revoke endpoint, failed ones included.
         introspections: Requests to the introspection endpoint, failed ones included.
+        refresh_token_reuses: Refresh grants that presented a rotated-out refresh token:
+            a refresh token sent twice.
+        grants_revoked: Grants (refresh-token families) revoked because of such a reuse,
+            as Salesforce does: every process using the grant is logged out.
 
     Example:
         ```python
@@ -85,6 +89,8 @@ class FakeOrgStats:
     unauthorized: int = 0
     revocations: int = 0
     introspections: int = 0
+    refresh_token_reuses: int = 0
+    grants_revoked: int = 0
     _held: Callable[[], int] = field(default=lambda: 0, init=False, repr=False, compare=False)
     _waiters: list[asyncio.Future[None]] = field(
         default_factory=list, init=False, repr=False, compare=False
@@ -150,6 +156,8 @@ class FakeOrgStats:
         self.unauthorized = 0
         self.revocations = 0
         self.introspections = 0
+        self.refresh_token_reuses = 0
+        self.grants_revoked = 0
         self._changed()
 
     def _changed(self) -> None:
