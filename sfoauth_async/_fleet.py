@@ -138,7 +138,7 @@ class _Lease:
         )
 
     async def _renew(self) -> None:
-        while True:
+        while not _stopping():
             await asyncio.sleep(self._every_s)
             try:
                 held = await self.lock.renew()
@@ -445,6 +445,7 @@ class Fleet:
         try:
             async for attempt in tenacity.AsyncRetrying(
                 retry=tenacity.retry_if_exception(_worth_saving_again),
+                stop=lambda _: _stopping(),
                 wait=tenacity.wait_random_exponential(
                     multiplier=policy.wait_initial_s, max=max(policy.wait_max_s, 1.0)
                 ),
@@ -540,7 +541,7 @@ class Fleet:
         )
 
     async def _check_forever(self, member: FleetMember, interval: float) -> None:
-        while True:
+        while not _stopping():
             await asyncio.sleep(max(interval, 0.01))
             try:
                 await self.check(member)
@@ -600,6 +601,16 @@ class Fleet:
             )
             resaver.cancel()
             await asyncio.wait([resaver])
+
+
+def _stopping() -> bool:
+    """Whether this task is being cancelled, even if a library swallowed the CancelledError.
+
+    redis-py, for one, can turn a cancellation during a command into a ConnectionError; a
+    background loop that carries on after such an error must still stop.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _worth_saving_again(exc: BaseException) -> bool:

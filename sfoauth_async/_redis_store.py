@@ -216,6 +216,7 @@ class _RedisLock:
         renewed = await self._store._call(
             lambda r: r.eval(_RENEW, 1, self._name, self.owner, self._lease_ms),
             "renew the lock of",
+            idempotent=True,
         )
         return bool(renewed)
 
@@ -240,7 +241,9 @@ class _RedisLock:
         if not self._held:
             return
         await self._store._call(
-            lambda r: r.eval(_RELEASE, 1, self._name, self.owner), "release the lock of"
+            lambda r: r.eval(_RELEASE, 1, self._name, self.owner),
+            "release the lock of",
+            idempotent=True,
         )
         # Forgotten only once Redis has answered (unlike redis-py#3847): a release cut short
         # can be tried again, and a lapsed lease (0 deleted) is not an error.
@@ -456,7 +459,9 @@ class RedisTokenStore:
             ```
         """
         name = self._name("token", key)
-        values = await self._call(lambda r: r.mget(name, self._marker(key)), "read")
+        values = await self._call(
+            lambda r: r.mget(name, self._marker(key)), "read", idempotent=True
+        )
         where = f"the Redis value {name} at {self._where}"
         record, marker = (None if v is None else self._json(v, where) for v in values)
         return self._codec.stored(key, record, marker, where=where)
@@ -582,10 +587,20 @@ class RedisTokenStore:
 
         return await self._call(write_and_wait, what)
 
-    async def _call(self, command: Callable[[Any], Awaitable[_T]], what: str) -> _T:
+    async def _call(
+        self, command: Callable[[Any], Awaitable[_T]], what: str, *, idempotent: bool = False
+    ) -> _T:
         exceptions = self._exceptions
         try:
-            return await command(self._client)
+            try:
+                return await command(self._client)
+            except exceptions.ConnectionError:
+                # A pooled connection that died with a restart of Redis fails its first use
+                # (and redis-py drops it): a read or an owner-checked step is worth one more go
+                # on a new connection. A write is not: it may have landed.
+                if not idempotent:
+                    raise
+                return await command(self._client)
         except (exceptions.ConnectionError, exceptions.TimeoutError, OSError, TimeoutError) as exc:
             raise StoreUnavailableError(
                 f"Redis at {self._where} is unavailable, could not {what} a token "

@@ -227,6 +227,7 @@ def redis_server_factory(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
 # -- worker processes for the multi-process store and fleet tests (issue 4) ---------------
 
 import json  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 
 FLEET_WORKER = Path(__file__).with_name("fleet_worker.py")
@@ -281,6 +282,14 @@ class WorkerProcess:
         """SIGKILL the worker (``kill -9``)."""
         if self.process.returncode is None:
             self.process.kill()
+
+    def freeze(self) -> None:
+        """SIGSTOP the worker: it holds what it holds, and renews nothing, until thawed."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT a frozen worker."""
+        os.kill(self.pid, signal.SIGCONT)
 
     async def close(self) -> None:
         """Kill the worker if it still runs, and release its pipes."""

@@ -14,6 +14,8 @@ Commands:
     hammer: ``writes`` successful compare-and-set saves of generation + 1 on a
         `FileTokenStore`, retrying the ones that lose; reports wins and losses.
     hold-lock: takes a `FileTokenStore` key lock, says so, and holds it until killed.
+    refresh-once: one `Refresher` on the configured store and flow; on ``go`` it gets a
+        token (refreshing through the store) and reports it, or the error's type and text.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from sfoauth_async import (
     Flow,
     JWTBearerFlow,
     RedisTokenStore,
+    Refresher,
     RefreshTokenFlow,
     RetryPolicy,
     StaleTokenWriteError,
@@ -252,10 +255,35 @@ async def hold_lock(config: dict[str, Any]) -> None:
     await asyncio.to_thread(sys.stdin.readline)  # until the test kills us (or closes stdin)
 
 
+async def refresh_once(config: dict[str, Any]) -> None:
+    """Get one token through the store, and report it (or the error)."""
+    store = make_store(config["store"])
+    refresher = Refresher(
+        make_flow(config["flow"]), store=store, retry=RetryPolicy(**config["retry"])
+    )
+    say("ready", store_key=refresher.flow.store_key())
+    await wait_for_go()
+    try:
+        async with refresher:
+            token = await refresher.get_token()
+    except Exception as exc:
+        say("result", error=type(exc).__name__, message=str(exc)[:600])
+    else:
+        say("result", access_token=token.access_token, refresh_token=token.refresh_token)
+    finally:
+        if isinstance(store, RedisTokenStore):
+            await store.aclose()
+
+
 def main() -> None:
     """Run the command named on the command line."""
     command, config = sys.argv[1], json.loads(sys.argv[2])
-    commands = {"fleet": fleet, "hammer": hammer, "hold-lock": hold_lock}
+    commands = {
+        "fleet": fleet,
+        "hammer": hammer,
+        "hold-lock": hold_lock,
+        "refresh-once": refresh_once,
+    }
     asyncio.run(commands[command](config))
 
 
