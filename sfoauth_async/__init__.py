@@ -29,10 +29,13 @@ from ._errors import (
     ConfigurationError,
     InactiveOrgError,
     InactiveUserError,
+    InstanceUrlError,
+    InvalidCallbackError,
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
+    InvalidStoredTokenError,
     InvalidTokenError,
     InvalidTokenResponseError,
     LoginRateExceededError,
@@ -54,6 +57,7 @@ from ._errors import (
 )
 from ._file_store import FileTokenStore
 from ._flow import ClientAuth, Flow
+from ._hosts import DEFAULT_INSTANCE_HOSTS
 from ._introspection import Introspection
 from ._jwt_bearer import JWTBearerFlow
 from ._middleware import BearerMiddleware
@@ -67,6 +71,7 @@ from ._store import MemoryTokenStore, StoredToken, TokenLock, TokenStore
 from ._token import DEFAULT_SESSION_TIMEOUT, Token
 
 __all__ = [
+    "DEFAULT_INSTANCE_HOSTS",
     "DEFAULT_SESSION_TIMEOUT",
     "AsyncSession",
     "AuthorizationCodeFlow",
@@ -81,11 +86,14 @@ __all__ = [
     "Flow",
     "InactiveOrgError",
     "InactiveUserError",
+    "InstanceUrlError",
     "Introspection",
+    "InvalidCallbackError",
     "InvalidClientError",
     "InvalidGrantError",
     "InvalidRequestError",
     "InvalidScopeError",
+    "InvalidStoredTokenError",
     "InvalidTokenError",
     "InvalidTokenResponseError",
     "JWTBearerFlow",
