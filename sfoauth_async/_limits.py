@@ -181,7 +181,8 @@ async def read_capped(
     except zlib.error:
         resp.close()
         raise _undecodable(resp, f"broken {encoding} data") from None
-    if not inflater.complete:
+    if received and not inflater.complete:
+        # No bytes at all is an empty body (a 204, an empty revoke answer), not a broken one.
         raise _undecodable(resp, f"truncated {encoding} data")
     return bytes(inflater.output)
 

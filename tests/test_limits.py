@@ -194,6 +194,11 @@ async def test_broken_compression_is_a_typed_error(serve: Serve, body: bytes, re
         await _read(url, inflate=True)
 
 
+async def test_an_empty_body_labelled_gzip_is_empty(serve: Serve):
+    """No bytes at all under Content-Encoding: gzip is an empty body, not a broken one."""
+    assert await _read(await serve(b"", {"Content-Encoding": "gzip"}), inflate=True) == b""
+
+
 async def test_an_encoding_not_asked_for_is_refused(serve: Serve):
     """A Content-Encoding never asked for (br) cannot be bounded here: refused."""
     url = await serve(b"\x0b\x02\x80hello\x03", {"Content-Encoding": "br"})
