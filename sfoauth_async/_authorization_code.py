@@ -91,7 +91,13 @@ def _callback_parts(callback: Callback) -> tuple[list[tuple[str, str]], URL | No
         head, _, query = callback.partition("?")
         url = None
         if "://" in head:
-            url = URL(head)
+            try:
+                url = URL(head)
+                url.port  # noqa: B018 - yarl checks the port only when it is read
+            except ValueError:
+                raise InvalidCallbackError(
+                    f"The callback URL '{printable(head)}' cannot be parsed."
+                ) from None
         elif "?" not in callback:
             query = head  # a bare query string
         return parse_qsl(query.partition("#")[0], keep_blank_values=True), url
@@ -305,7 +311,10 @@ class AuthorizationCodeFlow(RefreshingFlow):
         if url is not None:
             self._check_callback_url(url)
         received = params.get("state", "")
-        if not hmac.compare_digest(received.encode(), state.encode()):
+        # surrogatepass: a parsed query may hold lone surrogates, which must not crash this.
+        if not hmac.compare_digest(
+            received.encode("utf-8", "surrogatepass"), state.encode("utf-8", "surrogatepass")
+        ):
             raise StateMismatchError(
                 "The callback's state does not match the one sent with the authorization "
                 "request: it may be forged (CSRF) or stale. Start the login again."
@@ -340,10 +349,7 @@ class AuthorizationCodeFlow(RefreshingFlow):
 
     def _check_callback_url(self, url: URL) -> None:
         expected = URL(self._redirect_uri)
-        try:
-            got = (url.scheme.lower(), (url.host or "").lower(), url.port, url.path)
-        except ValueError:  # an unparsable port
-            got = ("", "", None, "")
+        got = (url.scheme.lower(), (url.host or "").lower(), url.port, url.path)
         if got != (
             expected.scheme.lower(),
             (expected.host or "").lower(),

@@ -501,9 +501,24 @@ def test_parse_callback_escapes_salesforce_text_in_its_message():
 
 
 @pytest.mark.parametrize(
-    "callback", [{"code": 5, "state": "s-123"}, {"code": ["abc", 7]}, {"state": None}, 42, None]
+    "callback",
+    [
+        {"code": 5, "state": "s-123"},
+        {"code": ["abc", 7]},
+        {"state": None},
+        42,
+        None,
+        "https://app.example.com:99999/sf/callback?code=abc&state=s-123",
+        "https://[::1/sf/callback?code=abc&state=s-123",
+    ],
 )
 def test_parse_callback_refuses_what_is_not_a_callback(callback: Any):
-    """Values that are not strings, or no callback at all, are InvalidCallbackError."""
+    """Non-string values, unparsable URLs, or no callback at all: InvalidCallbackError."""
     with pytest.raises(InvalidCallbackError):
         _flow().parse_callback(callback, state="s-123")
+
+
+def test_parse_callback_survives_lone_surrogates():
+    """A parsed query holding a lone surrogate is a state mismatch, not a UnicodeError."""
+    with pytest.raises(StateMismatchError):
+        _flow().parse_callback({"code": "abc", "state": "s-\ud800"}, state="s-123")
