@@ -15,6 +15,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 from ._errors import InvalidTokenResponseError
+from ._untrusted import printable
 
 if TYPE_CHECKING:
     import aiohttp
@@ -51,8 +52,8 @@ _INFLATED_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
 
 
 def _where(resp: aiohttp.ClientResponse) -> str:
-    # Without query or fragment: a message must not carry whatever a caller put in them.
-    return str(resp.url.with_query(None).with_fragment(None))
+    # Without user info, query or fragment: a message must not carry what a caller put there.
+    return str(resp.url.with_user(None).with_query(None).with_fragment(None))
 
 
 def _too_large(resp: aiohttp.ClientResponse, limit_bytes: int) -> InvalidTokenResponseError:
@@ -168,7 +169,7 @@ async def read_capped(
         return bytes(body)
     if encoding not in _INFLATED_ENCODINGS:
         resp.close()
-        raise _undecodable(resp, f"Content-Encoding {encoding!r} was not asked for")
+        raise _undecodable(resp, f"Content-Encoding '{printable(encoding)}' was not asked for")
     inflater = _Inflater(encoding, limit_bytes)
     received = 0
     try:
