@@ -31,10 +31,13 @@ from ._errors import (
     CredentialForgottenError,
     InactiveOrgError,
     InactiveUserError,
+    InstanceUrlError,
+    InvalidCallbackError,
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
+    InvalidStoredTokenError,
     InvalidTokenError,
     InvalidTokenResponseError,
     LoginRateExceededError,
@@ -58,6 +61,7 @@ from ._errors import (
 )
 from ._file_store import FileTokenStore
 from ._flow import ClientAuth, Flow
+from ._hosts import DEFAULT_INSTANCE_HOSTS
 from ._introspection import Introspection
 from ._jwt_bearer import JWTBearerFlow
 from ._middleware import BearerMiddleware
@@ -71,6 +75,7 @@ from ._store import MemoryTokenStore, PendingRefresh, StoredToken, TokenLock, To
 from ._token import DEFAULT_SESSION_TIMEOUT, Token
 
 __all__ = [
+    "DEFAULT_INSTANCE_HOSTS",
     "DEFAULT_SESSION_TIMEOUT",
     "AsyncSession",
     "AuthorizationCodeFlow",
@@ -87,11 +92,14 @@ __all__ = [
     "HttpSettings",
     "InactiveOrgError",
     "InactiveUserError",
+    "InstanceUrlError",
     "Introspection",
+    "InvalidCallbackError",
     "InvalidClientError",
     "InvalidGrantError",
     "InvalidRequestError",
     "InvalidScopeError",
+    "InvalidStoredTokenError",
     "InvalidTokenError",
     "InvalidTokenResponseError",
     "JWTBearerFlow",

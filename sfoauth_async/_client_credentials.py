@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 from ._errors import ConfigurationError
 from ._flow import ClientAuth, Flow
+from ._hosts import DEFAULT_INSTANCE_HOSTS
 from ._token import Token
 from ._urls import is_generic_login_host, normalize_login_url
 
@@ -27,6 +29,9 @@ class ClientCredentialsFlow(Flow):
         login_url: The My Domain URL, e.g. ``https://acme.my.salesforce.com`` or
             ``https://acme--uat.sandbox.my.salesforce.com``.
         client_auth: ``"body"`` (default) or ``"basic"``.
+        instance_hosts: Host patterns a token's ``instance_url`` must match
+            (`DEFAULT_INSTANCE_HOSTS`: Salesforce's domains and loopback); see
+            `Flow.check_instance_url`.
 
     Raises:
         ConfigurationError: ``login_url`` is login/test.salesforce.com or not https.
@@ -52,6 +57,7 @@ class ClientCredentialsFlow(Flow):
         client_secret: str,
         login_url: str,
         client_auth: ClientAuth = "body",
+        instance_hosts: Iterable[str] = DEFAULT_INSTANCE_HOSTS,
     ) -> None:
         if is_generic_login_host(normalize_login_url(login_url)):
             raise ConfigurationError(
@@ -68,6 +74,7 @@ class ClientCredentialsFlow(Flow):
             client_secret=client_secret,
             login_url=login_url,
             client_auth=client_auth,
+            instance_hosts=instance_hosts,
         )
 
     def _grant_form(self, previous: Token | None) -> dict[str, str]:  # noqa: ARG002

@@ -3,7 +3,8 @@
 Every token, revoke and introspect call goes through `post_form`: a form-encoded POST that
 bypasses the session's middlewares (a token request must never carry a bearer token or be
 retried by the 401 logic), follows no redirect (a redirect would carry secrets elsewhere)
-and turns every failure into a typed error from `._errors`.
+and turns every failure into a typed error from `._errors`. Answers are read within the
+bounds of `._limits` (1 MiB after decompression, JSON nested at most 32 deep).
 
 A connection failure says whether the request may have left this machine
 (`TokenEndpointConnectionError.request_sent`): with rotation, a refresh token that reached
@@ -14,7 +15,6 @@ caller's, only a failure to connect counts as "not sent".
 
 from __future__ import annotations
 
-import json
 import ssl
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -36,6 +36,8 @@ from ._errors import (
     TokenRequestError,
     oauth_error_from_response,
 )
+from ._limits import MAX_BODY_BYTES, loads_limited, read_capped
+from ._untrusted import printable
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT_S",
@@ -51,6 +53,8 @@ DEFAULT_REQUEST_TIMEOUT_S = 30.0
 
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
 _TRANSIENT_OAUTH_CODES = frozenset({"server_error", "temporarily_unavailable"})
+# Only what read_capped inflates itself (never br or zstd, which it cannot bound).
+_ACCEPT_ENCODING = "gzip, deflate"
 
 
 # Failures that happen before a request can leave: resolving, connecting (proxy included),
@@ -201,7 +205,7 @@ def _decode_error_body(content_type: str, text: str) -> Mapping[str, Any] | None
         return None
     if stripped[:1] in "{[":
         try:
-            value = json.loads(stripped)
+            value = loads_limited(stripped)
         except ValueError:
             return None
         return value if isinstance(value, dict) else None
@@ -235,7 +239,7 @@ def interpret(
     """
     if status >= 500 or status in _TRANSIENT_STATUSES:
         code = (_decode_error_body(content_type, text) or {}).get("error")
-        detail = f" ({code})" if isinstance(code, str) else ""
+        detail = f" ({printable(code)})" if isinstance(code, str) else ""
         raise TokenEndpointUnavailableError(
             f"Salesforce answered HTTP {status}{detail} from {url}: the service is unavailable "
             f"or overloaded (maintenance, an incident). This is retried with backoff; if it "
@@ -249,8 +253,8 @@ def interpret(
                 return {}
         elif text.strip()[:1] == "{":
             try:
-                value = json.loads(text)
-            except ValueError:
+                value = loads_limited(text)
+            except ValueError:  # not JSON, or nested deeper than any OAuth answer
                 pass
             else:
                 if isinstance(value, dict):
@@ -280,7 +284,7 @@ def _error_for(status: int, content_type: str, text: str, *, url: str) -> TokenR
         description = body.get("error_description")
         if code in _TRANSIENT_OAUTH_CODES:
             return TokenEndpointUnavailableError(
-                f"Salesforce answered {code} from {url}; this is retried with backoff.",
+                f"Salesforce answered {printable(code)} from {url}; this is retried with backoff.",
                 status=status,
                 url=url,
             )
@@ -352,9 +356,11 @@ async def _send(
                 middlewares=(),
                 timeout=timeout,
                 trace_request_ctx=progress,
+                # Inflated by read_capped, within its limit: a gzip bomb stays small.
+                auto_decompress=False,
                 **kwargs,
             ) as resp:
-                raw = await resp.read()
+                raw = await read_capped(resp, limit_bytes=MAX_BODY_BYTES, inflate=True)
                 received_at = datetime.now(UTC)
                 status = resp.status
                 content_type = resp.headers.get("Content-Type", "").lower()
@@ -408,7 +414,8 @@ async def post_form(
         TokenEndpointUnavailableError: 5xx/408/429 or a maintenance page (transient).
         TokenEndpointConnectionError: No answer (transient); its ``request_sent`` says
             whether Salesforce may have received the request.
-        InvalidTokenResponseError: An answer that is not an OAuth JSON object.
+        InvalidTokenResponseError: An answer that is not an OAuth JSON object, or one
+            larger than 1 MiB (after decompression).
 
     Example:
         ```python
@@ -420,7 +427,7 @@ async def post_form(
         )
         ```
     """
-    headers = {hdrs.ACCEPT: "application/json"}
+    headers = {hdrs.ACCEPT: "application/json", hdrs.ACCEPT_ENCODING: _ACCEPT_ENCODING}
     if authorization is not None:
         headers[hdrs.AUTHORIZATION] = authorization
     return await _send(
@@ -459,7 +466,11 @@ async def get_json(
         session,
         "GET",
         url,
-        headers={"Accept": "application/json", "Authorization": f"Bearer {bearer}"},
+        headers={
+            hdrs.ACCEPT: "application/json",
+            hdrs.ACCEPT_ENCODING: _ACCEPT_ENCODING,
+            hdrs.AUTHORIZATION: f"Bearer {bearer}",
+        },
         allow_empty=False,
         timeout_s=timeout_s,
     )

@@ -5,7 +5,8 @@ SFOAuthError
 ├── ConfigurationError (ValueError)      a setting is wrong; fix the code or the config
 ├── AuthorizationError                   the browser step of the authorization-code flow failed
 │   ├── AuthorizationDeniedError         the user clicked Deny (error=access_denied)
-│   └── StateMismatchError               the callback's state is not the one we sent
+│   ├── StateMismatchError               the callback's state is not the one we sent
+│   └── InvalidCallbackError             a repeated parameter, another redirect URI or issuer
 ├── TokenRequestError                    a call to /services/oauth2/* did not give a token
 │   ├── OAuthError                       Salesforce answered {"error": ..., ...}
 │   │   ├── InvalidGrantError            invalid_grant: credentials, refresh token, code, JWT, user
@@ -22,6 +23,7 @@ SFOAuthError
 │   ├── TokenEndpointUnavailableError    5xx, 408, 425, 429, server_error, maintenance page
 │   ├── TokenEndpointConnectionError     no answer: DNS, TCP, TLS, reset, timeout (transient)
 │   ├── InvalidTokenResponseError        neither a usable answer nor an OAuth error body
+│   │   └── InstanceUrlError             instance_url is not https, not allowed, or malformed
 │   └── RefreshOutcomeUnknownError       a refresh token may be spent: sent, never answered
 ├── SignatureMismatchError               the response signature does not match id + issued_at
 ├── RefreshCooldownError                 a refresh just failed; not retried until the cooldown ends
@@ -30,7 +32,8 @@ SFOAuthError
 └── StoreError                           a token store could not load, save or lock
     ├── StoreUnavailableError            the store's backend is down, full or read-only
     ├── StaleTokenWriteError             a compare-and-set lost to a newer generation
-    └── StoreLockTimeoutError            another process held the refresh lock too long
+    ├── StoreLockTimeoutError            another process held the refresh lock too long
+    └── InvalidStoredTokenError (ValueError)  a stored token record cannot be rebuilt
 ```
 
 Every error has ``transient``: ``True`` when the same request may succeed if it is sent
@@ -38,13 +41,17 @@ again later (network trouble, Salesforce maintenance, login throttling), ``False
 a change of code, configuration or credentials can fix it. The refresher retries transient
 errors (``LoginRateExceededError`` only after a long cooldown) and never retries permanent
 ones. Messages say what went wrong and what to check; they never contain a token, a secret,
-a password or a private key.
+a password or a private key. Text chosen by the other side (Salesforce's ``error_description``,
+a callback's ``error``) appears in messages only through `printable`: control characters
+escaped, cut at 200 characters; the attributes keep it verbatim.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import ClassVar
+
+from ._untrusted import printable
 
 __all__ = [
     "AuthorizationDeniedError",
@@ -53,10 +60,13 @@ __all__ = [
     "CredentialForgottenError",
     "InactiveOrgError",
     "InactiveUserError",
+    "InstanceUrlError",
+    "InvalidCallbackError",
     "InvalidClientError",
     "InvalidGrantError",
     "InvalidRequestError",
     "InvalidScopeError",
+    "InvalidStoredTokenError",
     "InvalidTokenError",
     "InvalidTokenResponseError",
     "LoginRateExceededError",
@@ -153,6 +163,22 @@ class StateMismatchError(AuthorizationError):
     Example:
         ```python
         except StateMismatchError:
+            return web.Response(status=400, text="Start the login again.")
+        ```
+    """
+
+
+class InvalidCallbackError(AuthorizationError):
+    """The callback cannot be trusted: a repeated parameter, another URL or another issuer.
+
+    A parameter (``code``, ``state``, ``error``, ``error_description``, ``iss``) appears
+    twice, a full callback URL differs from ``redirect_uri`` in scheme, host, port or path, or
+    its ``iss`` names another authorization server (RFC 9207). Each is a sign of a forged or
+    mixed-up callback; no code is returned.
+
+    Example:
+        ```python
+        except InvalidCallbackError:
             return web.Response(status=400, text="Start the login again.")
         ```
     """
@@ -407,6 +433,36 @@ class InvalidTokenResponseError(TokenRequestError):
     """
 
 
+class InstanceUrlError(InvalidTokenResponseError):
+    """A token's ``instance_url`` is unusable, or its host is not one the flow allows.
+
+    Unusable: not https (plain http is allowed only on loopback), or with user info, a query,
+    a fragment or control characters. Every API call and its bearer token go to
+    ``instance_url``, so a token whose instance is not a host the flow allows
+    (``Flow(instance_hosts=...)``, Salesforce's domains by default) is refused, not used.
+
+    Attributes:
+        instance_url: The refused value, verbatim (it may be hostile: print it with care).
+
+    Example:
+        ```python
+        except InstanceUrlError as exc:
+            log.error("refusing a token for %r", exc.instance_url)
+        ```
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        instance_url: str,
+        status: int | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, url=url)
+        self.instance_url = instance_url
+
+
 class RefreshOutcomeUnknownError(TokenRequestError):
     """A refresh-token request was sent and never answered: the refresh token may be spent.
 
@@ -579,6 +635,21 @@ class StoreLockTimeoutError(StoreError):
     transient = True
 
 
+class InvalidStoredTokenError(StoreError, ValueError):
+    """A stored token record is not what `Token.to_dict` writes, so no `Token` comes of it.
+
+    Also a ``ValueError``, as `Token.from_dict` documents.
+
+    Example:
+        ```python
+        try:
+            token = Token.from_dict(json.loads(text))
+        except InvalidStoredTokenError:
+            token = await flow.fetch_token()
+        ```
+    """
+
+
 _ERROR_CLASSES: dict[str, type[OAuthError]] = {
     "invalid_grant": InvalidGrantError,
     "invalid_client": InvalidClientError,
@@ -715,6 +786,8 @@ def oauth_error_from_response(
 
     Returns:
         The most specific `OAuthError` subclass, with a message that says what to check.
+        ``error`` and ``description`` are kept verbatim on it; the message shows them
+        through `printable` (control characters escaped, cut at 200 characters).
 
     Example:
         ```python
@@ -732,7 +805,9 @@ def oauth_error_from_response(
                 cls = hinted_cls
             advice = hint
             break
-    said = f"{error}: {description}" if description else error
+    said = printable(error)
+    if description:
+        said += f": {printable(description)}"
     where = f" (HTTP {status} from {url})" if status is not None and url else ""
     return cls(
         f"Salesforce refused the request with {said}{where}. {advice}",

@@ -43,6 +43,7 @@ from ._errors import (
     StoreError,
     StoreUnavailableError,
 )
+from ._limits import loads_limited
 from ._record import VERSION, RecordCodec
 from ._store import PendingRefresh, StoredToken, TokenLock, new_owner
 from ._token import Token
@@ -425,7 +426,7 @@ class FileTokenStore:
             f"credentials log in again; refresh tokens it held are lost)."
         )
         try:
-            document = json.loads(text)
+            document = loads_limited(text.decode())
         except (ValueError, UnicodeDecodeError):
             raise StoreError(broken) from None
         if not isinstance(document, dict):

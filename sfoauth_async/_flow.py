@@ -11,16 +11,26 @@ import abc
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote_plus
 
 import aiohttp
+from yarl import URL
 
 from ._endpoint import get_json, post_form
-from ._errors import ConfigurationError, InvalidTokenError, SignatureMismatchError
+from ._errors import (
+    ConfigurationError,
+    InstanceUrlError,
+    InvalidTokenError,
+    SignatureMismatchError,
+)
+from ._hosts import DEFAULT_INSTANCE_HOSTS, InstanceHosts
 from ._introspection import Introspection
 from ._token import DEFAULT_SESSION_TIMEOUT, Token
-from ._urls import endpoint_url, normalize_login_url
+from ._untrusted import printable
+from ._urls import endpoint_url, normalize_instance_url, normalize_login_url
 
 __all__ = ["ClientAuth", "Flow"]
 
@@ -46,6 +56,11 @@ class Flow(abc.ABC):
     `PasswordFlow` and `RefreshTokenFlow`. Subclasses say which form fields their grant
     sends; the base class authenticates the client, calls the token endpoint and builds the
     `Token`.
+
+    Every token a flow builds has an ``instance_url`` on one of its `instance_hosts`
+    (`DEFAULT_INSTANCE_HOSTS`, Salesforce's own domains and loopback, unless the
+    ``instance_hosts=`` option of the grant says otherwise); any other token is refused with
+    `InstanceUrlError`, since every API call would carry its bearer token there.
 
     Example:
         ```python
@@ -76,6 +91,7 @@ class Flow(abc.ABC):
         client_secret: str | None,
         login_url: str,
         client_auth: ClientAuth = "body",
+        instance_hosts: Iterable[str] = DEFAULT_INSTANCE_HOSTS,
     ) -> None:
         self._client_id = _required("client_id", client_id)
         if client_secret is not None:
@@ -90,6 +106,7 @@ class Flow(abc.ABC):
                 "the consumer key and secret."
             )
         self._client_auth: ClientAuth = client_auth
+        self._instance_hosts = InstanceHosts(instance_hosts)
 
     @property
     def client_id(self) -> str:
@@ -112,6 +129,69 @@ class Flow(abc.ABC):
             ```
         """
         return self._login_url
+
+    @property
+    def instance_hosts(self) -> tuple[str, ...]:
+        """The host patterns a token's ``instance_url`` must match (see `check_instance_url`).
+
+        Example:
+            ```python
+            assert flow.instance_hosts == DEFAULT_INSTANCE_HOSTS
+            ```
+        """
+        return self._instance_hosts.patterns
+
+    def check_instance_url(self, url: str) -> str:
+        """Check an ``instance_url`` against this flow's rules; return it normalized.
+
+        The same check every token the flow builds passes: https only (plain http only to
+        ``localhost``, ``127.0.0.0/8`` or ``::1``), no user info, query, fragment or control
+        characters, and a host that matches `instance_hosts`. Use it for tokens that come
+        from elsewhere, e.g. a token store.
+
+        Args:
+            url: An ``instance_url``.
+
+        Returns:
+            The normalized URL (lower-case scheme and host, no default port or trailing
+            slash), as `Token.instance_url` holds it.
+
+        Raises:
+            InstanceUrlError: The URL is unusable or its host is not allowed.
+
+        Example:
+            ```python
+            assert flow.check_instance_url("https://ACME.my.salesforce.com/") == (
+                "https://acme.my.salesforce.com"
+            )
+            ```
+        """
+        return self._checked_instance_url(url, endpoint=None, status=None)
+
+    def _checked_instance_url(self, url: str, *, endpoint: str | None, status: int | None) -> str:
+        try:
+            normalized = normalize_instance_url(url)
+        except ConfigurationError as exc:
+            raise InstanceUrlError(
+                f"{exc} Every API call and its bearer token would go there, so the token is "
+                f"refused.",
+                instance_url=url,
+                status=status,
+                url=endpoint,
+            ) from None
+        host = URL(normalized).raw_host or ""
+        if not self._instance_hosts.allows(host):
+            raise InstanceUrlError(
+                f"The token's instance_url '{printable(normalized)}' is not on a host this "
+                f"flow allows (instance_hosts), so its bearer token is not sent there. "
+                f"Salesforce's own domains and loopback are allowed by default; if this host "
+                f"serves your org, add it: instance_hosts=(*DEFAULT_INSTANCE_HOSTS, "
+                f"'{printable(host)}').",
+                instance_url=url,
+                status=status,
+                url=endpoint,
+            )
+        return normalized
 
     @property
     def has_client_secret(self) -> bool:
@@ -153,9 +233,10 @@ class Flow(abc.ABC):
         # One mechanism per request: RFC 6749 forbids sending the secret both ways.
         if self._client_auth == "basic":
             assert self._client_secret is not None
-            # Built by hand: aiohttp 3.14 deprecates BasicAuth and the auth= argument.
-            pair = f"{self._client_id}:{self._client_secret}".encode()
-            return "Basic " + base64.b64encode(pair).decode("ascii")
+            # Built by hand: aiohttp 3.14 deprecates BasicAuth and the auth= argument. RFC 6749
+            # 2.3.1 form-encodes each half first, so a ":" or "+" in the secret survives.
+            pair = f"{quote_plus(self._client_id)}:{quote_plus(self._client_secret)}"
+            return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
         form["client_id"] = self._client_id
         if self._client_secret is not None:
             form["client_secret"] = self._client_secret
@@ -178,12 +259,16 @@ class Flow(abc.ABC):
             timeout_s=timeout_s,
             connect_timeout_s=connect_timeout_s,
         )
-        return Token.from_response(
+        token = Token.from_response(
             response.data,
             received_at=response.received_at,
             session_timeout=session_timeout,
             url=self.token_url,
         )
+        self._checked_instance_url(
+            token.instance_url, endpoint=self.token_url, status=response.status
+        )
+        return token
 
     async def fetch_token(
         self,
@@ -213,6 +298,8 @@ class Flow(abc.ABC):
             TokenEndpointUnavailableError: 5xx, 429 or a maintenance page (transient).
             TokenEndpointConnectionError: No answer (transient); ``request_sent`` says
                 whether Salesforce may have received the request.
+            InstanceUrlError: The token's ``instance_url`` is unusable or not on an allowed
+                host (see `check_instance_url`).
             InvalidTokenResponseError: The answer is not a token response.
 
         Example:
@@ -258,6 +345,10 @@ class Flow(abc.ABC):
         Revoking a refresh token also ends every access token issued from it. Given a
         `Token`, its refresh token is revoked when it has one, else its access token.
 
+        A flow with a consumer secret authenticates the client, as RFC 7009 2.1 asks of
+        confidential clients: in the form or with HTTP Basic, as ``client_auth`` says. A
+        flow without one (JWT bearer, a public app) sends the token alone.
+
         Args:
             token: The `Token`, or an access or refresh token string.
             session: The aiohttp session to send with, or ``None`` for a private one.
@@ -278,11 +369,14 @@ class Flow(abc.ABC):
             value = token.refresh_token or token.access_token
         else:
             value = _required("token", token)
+        form = {"token": value}
+        authorization = self._authenticate(form) if self._client_secret is not None else None
         try:
             await post_form(
                 session,
                 endpoint_url(self._login_url, REVOKE_PATH),
-                {"token": value},
+                form,
+                authorization=authorization,
                 allow_empty=True,
             )
         except InvalidTokenError as exc:

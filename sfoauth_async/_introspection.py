@@ -13,9 +13,15 @@ __all__ = ["Introspection"]
 
 
 def _epoch(value: object) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return datetime.fromtimestamp(value, UTC)
+    try:
+        if not math.isfinite(value):
+            return None
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        # 1e20 or 10**400 seconds: past year 9999, or more than a float holds.
+        return None
 
 
 def _text(value: object) -> str | None:
@@ -63,6 +69,9 @@ class Introspection:
     @classmethod
     def from_response(cls, data: Mapping[str, Any]) -> Introspection:
         """Parse an introspection answer; unknown or malformed fields become ``None``.
+
+        Times out of ``datetime``'s range (an ``exp`` of ``1e20``) are malformed too: the
+        expiry is then unknown, never an ``OverflowError``.
 
         Example:
             ```python

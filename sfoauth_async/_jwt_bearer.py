@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ._errors import ConfigurationError
 from ._flow import Flow, _required
+from ._hosts import DEFAULT_INSTANCE_HOSTS
 from ._token import Token
 from ._urls import DEFAULT_LOGIN_URL, default_audience, secure_url
 
@@ -86,6 +88,9 @@ class JWTBearerFlow(Flow):
         private_key_password: The key's password, if it is encrypted.
         login_url: Where to send the assertion (default ``https://login.salesforce.com``).
         audience: Override the ``aud`` claim.
+        instance_hosts: Host patterns a token's ``instance_url`` must match
+            (`DEFAULT_INSTANCE_HOSTS`: Salesforce's domains and loopback); see
+            `Flow.check_instance_url`.
 
     Raises:
         ConfigurationError: The key cannot be loaded, is not RSA, or a URL is insecure.
@@ -114,8 +119,14 @@ class JWTBearerFlow(Flow):
         private_key_password: str | bytes | None = None,
         login_url: str = DEFAULT_LOGIN_URL,
         audience: str | None = None,
+        instance_hosts: Iterable[str] = DEFAULT_INSTANCE_HOSTS,
     ) -> None:
-        super().__init__(client_id=client_id, client_secret=None, login_url=login_url)
+        super().__init__(
+            client_id=client_id,
+            client_secret=None,
+            login_url=login_url,
+            instance_hosts=instance_hosts,
+        )
         self._username = _required("username", username)
         self._key = _load_private_key(private_key, private_key_password)
         if audience is None:

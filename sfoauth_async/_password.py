@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from typing import ClassVar
 
 from ._flow import ClientAuth, Flow, _required
+from ._hosts import DEFAULT_INSTANCE_HOSTS
 from ._token import Token
 from ._urls import DEFAULT_LOGIN_URL
 
@@ -30,6 +32,9 @@ class PasswordFlow(Flow):
         login_url: ``https://login.salesforce.com`` (default), ``https://test.salesforce.com``
             or a My Domain URL.
         client_auth: ``"body"`` (default) or ``"basic"``.
+        instance_hosts: Host patterns a token's ``instance_url`` must match
+            (`DEFAULT_INSTANCE_HOSTS`: Salesforce's domains and loopback); see
+            `Flow.check_instance_url`.
 
     Example:
         ```python
@@ -56,6 +61,7 @@ class PasswordFlow(Flow):
         security_token: str = "",
         login_url: str = DEFAULT_LOGIN_URL,
         client_auth: ClientAuth = "body",
+        instance_hosts: Iterable[str] = DEFAULT_INSTANCE_HOSTS,
     ) -> None:
         warnings.warn(
             "The username-password flow is deprecated: Salesforce retires it on 2027-02-20 "
@@ -68,6 +74,7 @@ class PasswordFlow(Flow):
             client_secret=client_secret,
             login_url=login_url,
             client_auth=client_auth,
+            instance_hosts=instance_hosts,
         )
         self._username = _required("username", username)
         self._password = _required("password", password)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from types import ModuleType, TracebackType
@@ -31,9 +32,11 @@ from ._errors import (
     StoreError,
     StoreUnavailableError,
 )
+from ._limits import loads_limited
 from ._record import VERSION, RecordCodec
 from ._store import PendingRefresh, StoredToken, TokenLock, new_owner
 from ._token import Token
+from ._untrusted import printable
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -389,10 +392,15 @@ class RedisTokenStore:
         redis_kwargs.setdefault("socket_timeout", 5.0)
         try:
             client = redis_asyncio.from_url(url, **redis_kwargs)
-        except ValueError as exc:
+        except (ValueError, TypeError, IndexError) as exc:
+            # Neither the URL nor redis-py's text is shown: a password with an unescaped
+            # "/", "?" or "#" ends up in both (redis-py reports it as the "port").
             raise ConfigurationError(
-                f"Not a usable Redis URL ({_redacted(url)}): {exc}. Use "
-                f"redis://host:port/db, rediss://... or unix:///path/to/socket."
+                f"Not a usable Redis URL ({_redacted(url)}; redis-py raised "
+                f"{type(exc).__name__}). Use redis://[[user]:password@]host[:port][/db], "
+                f"rediss://... or unix:///path/to/socket, and percent-encode the characters "
+                f"/ ? # @ : % in the user name and password (urllib.parse.quote(password, "
+                f"safe=''))."
             ) from None
         store = cls(
             client,
@@ -559,7 +567,7 @@ class RedisTokenStore:
     @staticmethod
     def _json(value: bytes | str, where: str) -> object:
         try:
-            return json.loads(value)
+            return loads_limited(value.decode() if isinstance(value, bytes) else value)
         except ValueError:
             raise StoreError(
                 f"{where} is not JSON: something else writes to this key. Delete it, or give "
@@ -624,18 +632,29 @@ def _describe(client: object) -> str:
     kwargs = getattr(pool, "connection_kwargs", None)
     if not isinstance(kwargs, dict):
         return "Redis"
-    db = kwargs.get("db", 0)
+    db = printable(str(kwargs.get("db", 0)), limit_chars=20)
     if kwargs.get("path"):
-        return f"unix:{kwargs['path']} db {db}"
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)} db {db}"
+        return f"unix:{printable(str(kwargs['path']))} db {db}"
+    host = printable(str(kwargs.get("host", "localhost")), limit_chars=100)
+    return f"{host}:{printable(str(kwargs.get('port', 6379)), limit_chars=10)} db {db}"
 
 
 def _redacted(url: str) -> str:
-    """``url`` without user, password or query (which may hold a password), for messages."""
+    """``url`` as scheme, host, port and database only, for messages; never a credential.
+
+    The user info ends at the *last* ``@``, since a password may hold ``/``, ``?``, ``#`` or
+    ``@`` unescaped; the query (which may hold ``password=``) and fragment are dropped, and
+    a ``redis://`` path is shown only when it is a database number.
+    """
     scheme, sep, rest = url.partition("://")
-    if not sep:
+    if not sep or not scheme.isascii() or not scheme.isalpha():
         return "<not a URL>"
-    authority, slash, path = rest.partition("?")[0].partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    return f"{scheme}://{authority}{slash}{path}"
+    at = rest.rfind("@")
+    userinfo = "***@" if at >= 0 else ""
+    rest = rest[at + 1 :]
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    end = min(ends, default=len(rest))
+    authority, path = rest[:end], rest[end:].partition("?")[0].partition("#")[0]
+    if scheme.lower() != "unix" and not (path == "" or re.fullmatch(r"/\d*", path)):
+        path = "/..."
+    return printable(f"{scheme}://{userinfo}{authority}{path}")

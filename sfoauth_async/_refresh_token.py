@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import timedelta
 from typing import ClassVar
@@ -11,6 +12,7 @@ import aiohttp
 
 from ._errors import AuthorizationError
 from ._flow import ClientAuth, Flow, _required
+from ._hosts import DEFAULT_INSTANCE_HOSTS
 from ._token import DEFAULT_SESSION_TIMEOUT, Token
 from ._urls import DEFAULT_LOGIN_URL
 
@@ -90,6 +92,9 @@ class RefreshTokenFlow(RefreshingFlow):
         login_url: The login URL that issued the refresh token (default
             ``https://login.salesforce.com``).
         client_auth: ``"body"`` (default) or ``"basic"``.
+        instance_hosts: Host patterns a token's ``instance_url`` must match
+            (`DEFAULT_INSTANCE_HOSTS`: Salesforce's domains and loopback); see
+            `Flow.check_instance_url`.
 
     Example:
         ```python
@@ -112,12 +117,14 @@ class RefreshTokenFlow(RefreshingFlow):
         client_secret: str | None = None,
         login_url: str = DEFAULT_LOGIN_URL,
         client_auth: ClientAuth = "body",
+        instance_hosts: Iterable[str] = DEFAULT_INSTANCE_HOSTS,
     ) -> None:
         super().__init__(
             client_id=client_id,
             client_secret=client_secret,
             login_url=login_url,
             client_auth=client_auth,
+            instance_hosts=instance_hosts,
         )
         self._refresh_token = _required("refresh_token", refresh_token)
         # A fingerprint, not the secret: stable for every process given the same token.

@@ -45,6 +45,7 @@ from ._errors import (
     AuthorizationError,
     ConfigurationError,
     CredentialForgottenError,
+    InstanceUrlError,
     LoginRateExceededError,
     OAuthError,
     RefreshCooldownError,
@@ -448,6 +449,8 @@ class Refresher:
             self.reset(token)
             return
         outcome = await self._fleet.put(token)
+        if outcome.adopted:
+            self._trusted(StoredToken(outcome.token, outcome.generation))
         self.reset()
         self._unknown = None
         self._set(outcome.token, outcome.generation)
@@ -868,10 +871,26 @@ class Refresher:
     def _member(self) -> _Member:
         return _Member(self, None)
 
+    def _trusted(self, stored: StoredToken) -> Token:
+        """The stored token, if it sends the bearer where this flow allows; else an error."""
+        token = stored.token
+        assert token is not None
+        try:
+            self._flow.check_instance_url(token.instance_url)
+        except InstanceUrlError as exc:
+            raise StoreError(
+                f"The stored {self._name} token (generation {stored.generation}) names an "
+                f"instance_url this flow does not allow ({exc}); it is not used. Something "
+                f"other than sfoauth_async wrote it: check who can write to the store, and "
+                f"set encryption_key_env so that records are authenticated."
+            ) from exc
+        return token
+
     def _adoptable(self, stored: StoredToken) -> bool:
         token = stored.token
         if token is None or token.access_token == self._invalid:
             return False
+        self._trusted(stored)
         refresh_at, usable_until, _ = self._windows(token)
         now = time.monotonic()
         if now >= usable_until:

@@ -18,8 +18,15 @@ from typing import Any
 import jwt
 from yarl import URL
 
-from ._errors import ConfigurationError, InvalidTokenResponseError
-from ._urls import secure_url
+from ._errors import (
+    ConfigurationError,
+    InstanceUrlError,
+    InvalidStoredTokenError,
+    InvalidTokenResponseError,
+)
+from ._limits import MAX_TOKEN_CHARS
+from ._untrusted import printable
+from ._urls import normalize_instance_url
 
 __all__ = ["DEFAULT_SESSION_TIMEOUT", "Token"]
 
@@ -38,9 +45,9 @@ def _parse_issued_at(value: object) -> datetime | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(value)  # noqa: TRY004 - the caller maps every bad value alike
-    millis = float(value)
     try:
-        return datetime.fromtimestamp(millis / 1000, UTC)
+        # float() overflows on a huge int (10**400); fromtimestamp() on a huge or NaN float.
+        return datetime.fromtimestamp(float(value) / 1000, UTC)
     except (OverflowError, OSError) as exc:
         raise ValueError(value) from exc
 
@@ -49,7 +56,8 @@ def _jwt_expiry(access_token: str) -> datetime | None:
     # The signature is not checked: only Salesforce checks it, we only want a lifetime hint.
     try:
         claims = jwt.decode(access_token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, ValueError, RecursionError):
+        # RecursionError: a payload of deeply nested JSON; the token is then simply opaque.
         return None
     exp = claims.get("exp")
     if isinstance(exp, int | float) and not isinstance(exp, bool):
@@ -58,12 +66,6 @@ def _jwt_expiry(access_token: str) -> datetime | None:
         except (OverflowError, OSError, ValueError):
             return None
     return None
-
-
-def _optional_bool(value: object) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    raise TypeError(f"expected true, false or null, got {value!r}")
 
 
 def _check_session_timeout(session_timeout: timedelta | None) -> None:
@@ -141,8 +143,14 @@ class Token:
                 unless the token is a JWT with an ``exp``.
             url: The endpoint that answered, for error messages.
 
+        ``instance_url`` is checked (https only, plain http only on loopback; no user info,
+        query, fragment or control characters) and normalized; `Flow` then also checks its
+        host against `Flow.instance_hosts`.
+
         Raises:
-            InvalidTokenResponseError: A required field is missing or malformed.
+            InstanceUrlError: ``instance_url`` is unusable.
+            InvalidTokenResponseError: A required field is missing or malformed, a token is
+                longer than 16 KiB, or ``token_type`` is not ``Bearer`` (RFC 6749 7.1).
             ConfigurationError: ``session_timeout`` is not positive.
 
         Example:
@@ -166,13 +174,20 @@ class Token:
         access_token = data.get("access_token")
         if not isinstance(access_token, str) or not access_token:
             raise bad("has no access_token")
+        if len(access_token) > MAX_TOKEN_CHARS:
+            raise bad(f"has an access_token longer than {MAX_TOKEN_CHARS} characters")
         instance_url = data.get("instance_url")
         if not isinstance(instance_url, str) or not instance_url:
             raise bad("has no instance_url")
         try:
-            secure_url(instance_url, what="the token response's instance_url")
-        except ValueError as exc:  # ConfigurationError, or yarl's for an unparsable URL
-            raise bad(f"has an unusable instance_url ({exc})") from None
+            instance_url = normalize_instance_url(instance_url)
+        except ConfigurationError as exc:
+            raise InstanceUrlError(
+                f"The token response has an unusable instance_url: {exc}",
+                instance_url=instance_url,
+                status=200,
+                url=url,
+            ) from None
         try:
             issued_at = _parse_issued_at(data.get("issued_at"))
         except ValueError:
@@ -183,6 +198,15 @@ class Token:
             if value is not None and not isinstance(value, str):
                 raise bad(f"has a {name} that is not a string")
             strings[name] = value or None
+        token_type = strings["token_type"] or "Bearer"
+        if token_type.lower() != "bearer":
+            # RFC 6749 7.1: a client must not use a token whose type it does not understand.
+            raise bad(
+                f"has token_type '{printable(token_type)}', and only Bearer tokens can be "
+                f"used (RFC 6749 7.1)"
+            )
+        if len(strings["refresh_token"] or "") > MAX_TOKEN_CHARS:
+            raise bad(f"has a refresh_token longer than {MAX_TOKEN_CHARS} characters")
         expires_at = received + session_timeout if session_timeout is not None else None
         if data.get("token_format") == "jwt":
             jwt_exp = _jwt_expiry(access_token)
@@ -190,9 +214,9 @@ class Token:
                 expires_at = jwt_exp
         return cls(
             access_token=access_token,
-            instance_url=instance_url.rstrip("/"),
+            instance_url=instance_url,
             id=strings["id"],
-            token_type=strings["token_type"] or "Bearer",
+            token_type=token_type,
             issued_at=issued_at,
             scope=frozenset((strings["scope"] or "").split()),
             refresh_token=strings["refresh_token"],
@@ -309,45 +333,79 @@ class Token:
     def from_dict(cls, data: Mapping[str, Any]) -> Token:
         """Rebuild a `Token` from `to_dict`'s output.
 
+        Every field is checked as `from_response` checks it (``instance_url`` is normalized),
+        so a damaged or forged record gives an error, never a broken `Token`.
+
         Raises:
-            ValueError: The dict is not what `to_dict` writes.
+            InvalidStoredTokenError: The dict is not what `to_dict` writes (a ``ValueError``
+                and a `StoreError`); the message names the field, never its value.
 
         Example:
             ```python
             token = Token.from_dict(json.loads(text))
             ```
         """
+        if not isinstance(data, Mapping):
+            raise InvalidStoredTokenError("not a stored token: it is not an object")
+
+        def bad(why: str) -> InvalidStoredTokenError:
+            return InvalidStoredTokenError(f"not a stored token: {why}")
+
+        def text(name: str) -> str | None:
+            value = data.get(name)
+            if value is not None and not isinstance(value, str):
+                raise bad(f"{name} is not a string")
+            return value
 
         def when(name: str) -> datetime | None:
-            value = data.get(name)
+            value = text(name)
             if value is None:
                 return None
-            parsed = datetime.fromisoformat(value)
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                raise bad(f"{name} is not an ISO 8601 time") from None
             if parsed.tzinfo is None:
-                raise ValueError(f"{name} has no time zone")
+                raise bad(f"{name} has no time zone")
             return parsed
 
+        access_token = text("access_token")
+        if not access_token or len(access_token) > MAX_TOKEN_CHARS:
+            raise bad(f"access_token is missing or longer than {MAX_TOKEN_CHARS} characters")
         try:
-            received_at = when("received_at")
-            if received_at is None:
-                raise ValueError("received_at is missing")
-            return cls(
-                access_token=str(data["access_token"]),
-                instance_url=str(data["instance_url"]),
-                id=data.get("id"),
-                token_type=data.get("token_type") or "Bearer",
-                issued_at=when("issued_at"),
-                scope=frozenset(data.get("scope") or ()),
-                refresh_token=data.get("refresh_token"),
-                signature=data.get("signature"),
-                id_token=data.get("id_token"),
-                raw=MappingProxyType(dict(data.get("raw") or {})),
-                received_at=received_at,
-                expires_at=when("expires_at"),
-                refresh_token_rotation=_optional_bool(data.get("refresh_token_rotation")),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a stored token: {exc!r}") from None
+            instance_url = normalize_instance_url(text("instance_url") or "")
+        except ConfigurationError as exc:
+            raise bad(str(exc)) from None
+        token_type = text("token_type") or "Bearer"
+        if token_type.lower() != "bearer":
+            raise bad("token_type is not Bearer")
+        scope = data.get("scope") or ()
+        if not isinstance(scope, list | tuple) or not all(isinstance(s, str) for s in scope):
+            raise bad("scope is not a list of strings")
+        raw = data.get("raw") or {}
+        if not isinstance(raw, Mapping):
+            raise bad("raw is not an object")
+        received_at = when("received_at")
+        if received_at is None:
+            raise bad("received_at is missing")
+        rotation = data.get("refresh_token_rotation")
+        if rotation is not None and not isinstance(rotation, bool):
+            raise bad("refresh_token_rotation is not true, false or null")
+        return cls(
+            access_token=access_token,
+            instance_url=instance_url,
+            id=text("id"),
+            token_type=token_type,
+            issued_at=when("issued_at"),
+            scope=frozenset(scope),
+            refresh_token=text("refresh_token"),
+            signature=text("signature"),
+            id_token=text("id_token"),
+            raw=MappingProxyType(dict(raw)),
+            received_at=received_at,
+            expires_at=when("expires_at"),
+            refresh_token_rotation=rotation,
+        )
 
     def __repr__(self) -> str:
         expires = self.expires_at.isoformat(timespec="seconds") if self.expires_at else None

@@ -7,10 +7,13 @@ and the session agree on what "secure", "loopback" and "same origin" mean.
 from __future__ import annotations
 
 import ipaddress
+import re
+import unicodedata
 
 from yarl import URL
 
 from ._errors import ConfigurationError
+from ._untrusted import printable
 
 __all__ = [
     "DEFAULT_LOGIN_URL",
@@ -20,6 +23,7 @@ __all__ = [
     "endpoint_url",
     "is_generic_login_host",
     "is_loopback_host",
+    "normalize_instance_url",
     "normalize_login_url",
     "origin_of",
     "secure_url",
@@ -31,10 +35,19 @@ SANDBOX_AUDIENCE = "https://test.salesforce.com"
 
 _GENERIC_LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
 _WRONG_HOST_SUFFIXES = (".lightning.force.com", ".salesforce-setup.com")
+_IPV6_LOOPBACK = ipaddress.IPv6Address("::1")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# A DNS label: letters, digits, "-" inside (Salesforce's "--" sandbox separator included) and
+# "_", which some internal hosts use.
+_HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_MAX_URL_CHARS = 2048
 
 
 def is_loopback_host(host: str | None) -> bool:
     """Tell whether ``host`` is this machine: ``localhost``, ``127.0.0.0/8`` or ``::1``.
+
+    Subdomains of ``localhost`` are not loopback here: only these names and addresses may
+    receive credentials over plain ``http://``.
 
     Example:
         ```python
@@ -44,12 +57,17 @@ def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    # Only the name itself: "*.localhost" resolves wherever a resolver or /etc/hosts says.
+    if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if address.version == 4:
+        return address.is_loopback  # 127.0.0.0/8
+    # Exactly ::1: not an IPv4-mapped address, whose meaning differs across Python versions.
+    return address == _IPV6_LOOPBACK
 
 
 def secure_url(url: str | URL, *, what: str) -> URL:
@@ -123,6 +141,80 @@ def normalize_login_url(url: str) -> str:
             f"Use your My Domain URL, https://<MyDomain>.my.salesforce.com (Setup > My Domain)."
         )
     return str(parsed).rstrip("/")
+
+
+def _unsafe_character(url: str) -> str | None:
+    for char in url:
+        if char == "\\" or char.isspace() or unicodedata.category(char)[0] == "C":
+            return char
+    return None
+
+
+def _checked_host(host: str) -> str:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return f"[{host}]" if ":" in host else host
+    host = host.removesuffix(".")
+    if not all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
+        raise ConfigurationError(f"instance_url has an invalid host name '{printable(host)}'.")
+    return host
+
+
+def normalize_instance_url(url: str) -> str:
+    """Check a token's ``instance_url`` and return its normalized form.
+
+    Refused: anything but ``https://`` (``http://`` only to ``localhost``, ``127.0.0.0/8`` or
+    ``::1``), user info, a query, a fragment, spaces, control characters, backslashes, an
+    invalid host name or port, and URLs longer than 2,048 characters. Normalized: scheme and
+    host lower-cased (international names in their ``xn--`` form), a default port and a
+    trailing slash or dot dropped, the path kept.
+
+    Args:
+        url: The ``instance_url`` of a token response or a stored token.
+
+    Returns:
+        The normalized URL, e.g. ``"https://acme.my.salesforce.com"``.
+
+    Raises:
+        ConfigurationError: The URL is unusable; the message says why, showing the URL only
+            through `printable`.
+
+    Example:
+        ```python
+        assert normalize_instance_url("HTTPS://Acme.My.Salesforce.com:443/") == (
+            "https://acme.my.salesforce.com"
+        )
+        ```
+    """
+    if not url:
+        raise ConfigurationError("instance_url is empty.")
+    if len(url) > _MAX_URL_CHARS:
+        raise ConfigurationError(
+            f"instance_url is {len(url)} characters long, longer than {_MAX_URL_CHARS}: "
+            f"'{printable(url, limit_chars=80)}'."
+        )
+    char = _unsafe_character(url)
+    if char is not None:
+        raise ConfigurationError(
+            f"instance_url '{printable(url)}' contains '{printable(char)}': spaces, control "
+            f"characters and backslashes are not allowed in it."
+        )
+    if "?" in url or "#" in url:
+        raise ConfigurationError(
+            f"instance_url '{printable(url)}' has a query or fragment; it must be a base URL "
+            f"such as https://<MyDomain>.my.salesforce.com."
+        )
+    parsed = secure_url(url, what="instance_url")
+    port = parsed.explicit_port
+    if port == 0:
+        raise ConfigurationError(f"instance_url '{printable(url)}' has port 0.")
+    host = _checked_host(parsed.raw_host or "")
+    scheme = parsed.scheme.lower()
+    shown_port = "" if port is None or port == _DEFAULT_PORTS[scheme] else f":{port}"
+    return f"{scheme}://{host}{shown_port}{parsed.raw_path.rstrip('/')}"
 
 
 def endpoint_url(login_url: str, path: str) -> str:

@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from aioresponses import aioresponses
-from multidict import MultiDict
+from multidict import MultiDict, MultiDictProxy
 from sent import authorization, form, posts_to
+from yarl import URL
 
 from sfoauth_async import (
     AuthorizationCodeFlow,
@@ -18,6 +19,7 @@ from sfoauth_async import (
     AuthorizationError,
     AuthorizationRequest,
     ConfigurationError,
+    InvalidCallbackError,
     InvalidGrantError,
     StateMismatchError,
     Token,
@@ -167,10 +169,15 @@ def test_loopback_redirect_uri_is_accepted():
         f"{REDIRECT_URI}?state=s-123&code=aPrx%2Fcode%3D%3D#_=_",
         {"code": "aPrx/code==", "state": "s-123"},
         MultiDict([("code", "aPrx/code=="), ("state", "s-123")]),
+        MultiDictProxy(MultiDict([("code", "aPrx/code=="), ("state", "s-123")])),
+        parse_qs("code=aPrx%2Fcode%3D%3D&state=s-123"),
+        URL(f"{REDIRECT_URI}?code=aPrx%2Fcode%3D%3D&state=s-123"),
+        f"{REDIRECT_URI}?code=aPrx%2Fcode%3D%3D&state=s-123&foo=1&foo=2",
+        "HTTPS://APP.example.com:443/sf/callback?code=aPrx%2Fcode%3D%3D&state=s-123",
     ],
 )
 def test_parse_callback_returns_the_code(callback: Any):
-    """A full URL, a query string or a mapping give the decoded code."""
+    """A full URL, a query string, a yarl URL or any parsed query give the decoded code."""
     assert _flow().parse_callback(callback, state="s-123") == "aPrx/code=="
 
 
@@ -387,3 +394,131 @@ def test_repr_has_no_secret():
     """The repr shows neither the secret nor a refresh token."""
     assert CLIENT_SECRET not in repr(_flow())
     assert AuthorizationCodeFlow.uses_refresh_token is True
+
+
+# --- parse_callback against forged or broken callbacks (issue 8, item 13) -------------------
+
+
+@pytest.mark.parametrize("name", ["code", "state", "error", "error_description", "iss"])
+def test_parse_callback_refuses_a_repeated_parameter_in_every_input_form(name: str):
+    """A repeated OAuth parameter is InvalidCallbackError, from a string, MultiDict or parse_qs."""
+    pairs = [("code", "abc"), ("state", "s-123"), (name, "forged")]
+    if name not in ("code", "state"):
+        pairs.append((name, "forged twice"))
+    query = urlencode(pairs)
+    for callback in (
+        query,
+        f"{REDIRECT_URI}?{query}",
+        MultiDict(pairs),
+        MultiDictProxy(MultiDict(pairs)),
+        parse_qs(query),
+    ):
+        with pytest.raises(InvalidCallbackError, match=f"repeats {name}"):
+            _flow().parse_callback(callback, state="s-123")
+
+
+def test_parse_callback_ignores_repeats_of_other_parameters():
+    """Parameters outside OAuth's (a framework's own) may repeat."""
+    assert _flow().parse_callback("code=abc&state=s-123&x=1&x=2", state="s-123") == "abc"
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [
+        "error=access_denied&error_description=denied&state=forged",
+        "error=access_denied&error_description=denied",
+        {"error": "invalid_request", "state": "forged"},
+    ],
+)
+def test_parse_callback_checks_state_before_believing_an_error(callback: Any):
+    """An error callback with a wrong or missing state is a StateMismatchError first."""
+    with pytest.raises(StateMismatchError):
+        _flow().parse_callback(callback, state="s-123")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/sf/callback",
+        "https://app.example.com/other/callback",
+        "https://app.example.com/sf/callback/extra",
+        "https://app.example.com:8443/sf/callback",
+        "http://app.example.com/sf/callback",
+        "https://app.example.com.evil.example/sf/callback",
+    ],
+)
+def test_parse_callback_compares_a_full_url_with_redirect_uri(url: str):
+    """Another scheme, host, port or path than redirect_uri is InvalidCallbackError."""
+    with pytest.raises(InvalidCallbackError, match="not at redirect_uri") as caught:
+        _flow().parse_callback(f"{url}?code=secret-code&state=s-123", state="s-123")
+    assert "secret-code" not in str(caught.value)
+
+
+def test_parse_callback_with_an_iss_of_the_login_url():
+    """RFC 9207: an iss equal to the flow's login URL (a trailing slash aside) is accepted."""
+    my_domain = _flow(login_url="https://acme.my.salesforce.com")
+    for iss in ("https://acme.my.salesforce.com", "https://acme.my.salesforce.com/"):
+        query = urlencode({"code": "abc", "state": "s-123", "iss": iss})
+        assert my_domain.parse_callback(query, state="s-123") == "abc"
+
+
+@pytest.mark.parametrize(
+    ("login_url", "iss"),
+    [
+        ("https://acme.my.salesforce.com", "https://other.my.salesforce.com"),
+        ("https://acme.my.salesforce.com", "https://login.salesforce.com"),
+        ("https://acme.my.salesforce.com", "https://evil.example"),
+        ("https://login.salesforce.com", "https://evil.example"),
+        ("https://login.salesforce.com", "http://acme.my.salesforce.com"),
+        ("https://login.salesforce.com", "https://acme.my.salesforce.com/path"),
+        ("https://login.salesforce.com", ""),
+    ],
+)
+def test_parse_callback_refuses_another_issuer(login_url: str, iss: str):
+    """An iss naming another authorization server is a mix-up: InvalidCallbackError."""
+    query = urlencode({"code": "abc", "state": "s-123", "iss": iss})
+    with pytest.raises(InvalidCallbackError, match="iss"):
+        _flow(login_url=login_url).parse_callback(query, state="s-123")
+
+
+def test_parse_callback_from_login_salesforce_com_accepts_a_my_domain_issuer():
+    """login.salesforce.com hands users on to their My Domain, which may name itself."""
+    query = urlencode({"code": "abc", "state": "s-123", "iss": "https://acme.my.salesforce.com"})
+    assert _flow().parse_callback(query, state="s-123") == "abc"
+
+
+def test_parse_callback_escapes_salesforce_text_in_its_message():
+    """A hostile error_description is escaped and cut in str(), kept raw in the attribute."""
+    description = "denied\r\nINFO forged \x1b[31m" + "x" * 5000
+    query = urlencode({"error": "access_denied", "error_description": description, "state": "s"})
+    with pytest.raises(AuthorizationDeniedError) as caught:
+        _flow().parse_callback(query, state="s")
+    message = str(caught.value)
+    assert "\r" not in message
+    assert "\x1b" not in message
+    assert "more characters" in message
+    assert caught.value.description == description
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [
+        {"code": 5, "state": "s-123"},
+        {"code": ["abc", 7]},
+        {"state": None},
+        42,
+        None,
+        "https://app.example.com:99999/sf/callback?code=abc&state=s-123",
+        "https://[::1/sf/callback?code=abc&state=s-123",
+    ],
+)
+def test_parse_callback_refuses_what_is_not_a_callback(callback: Any):
+    """Non-string values, unparsable URLs, or no callback at all: InvalidCallbackError."""
+    with pytest.raises(InvalidCallbackError):
+        _flow().parse_callback(callback, state="s-123")
+
+
+def test_parse_callback_survives_lone_surrogates():
+    """A parsed query holding a lone surrogate is a state mismatch, not a UnicodeError."""
+    with pytest.raises(StateMismatchError):
+        _flow().parse_callback({"code": "abc", "state": "s-\ud800"}, state="s-123")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+import gzip
+import json
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,6 +27,7 @@ from sfoauth_async import (
     OAuthError,
     TokenEndpointConnectionError,
     TokenEndpointUnavailableError,
+    TokenRequestError,
 )
 from sfoauth_async._endpoint import OAuthResponse, get_json, interpret, post_form
 
@@ -490,3 +494,126 @@ async def test_wire_connection_refused_is_a_connection_error():
     with pytest.raises(TokenEndpointConnectionError) as info:
         await post_form(None, url, FORM)
     assert isinstance(info.value.__cause__, aiohttp.ClientConnectionError | OSError)
+
+
+# --- hostile answers (issue 8, 9, 10) ------------------------------------------------------
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """A loopback token endpoint answering whatever body and headers the test gives it."""
+    answers: list[tuple[int, bytes, dict[str, str]]] = []
+    seen: list[dict[str, str]] = []
+
+    async def token(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        status, body, headers = answers.pop(0)
+        return web.Response(status=status, body=body, headers=headers)
+
+    app = web.Application()
+    app.router.add_post("/services/oauth2/token", token)
+    async with TestServer(app, host="127.0.0.1") as srv:
+
+        async def answer(status: int, body: bytes, headers: dict[str, str] | None = None) -> str:
+            answers.append((status, body, {"Content-Type": "application/json", **(headers or {})}))
+            return str(srv.make_url("/services/oauth2/token"))
+
+        answer.seen = seen  # type: ignore[attr-defined]
+        yield answer
+
+
+async def test_wire_asks_only_for_encodings_it_can_bound(hostile: Callable[..., Any]):
+    """Token requests accept gzip and deflate only, which read_capped inflates with a cap."""
+    url = await hostile(200, json.dumps(TOKEN_BODY).encode())
+    await post_form(None, url, FORM)
+    assert hostile.seen[0]["Accept-Encoding"] == "gzip, deflate"
+
+
+async def test_wire_gzipped_token_response_is_read(hostile: Callable[..., Any]):
+    """A gzip-compressed token response (as Salesforce may send) is decoded."""
+    body = gzip.compress(json.dumps(TOKEN_BODY).encode())
+    url = await hostile(200, body, {"Content-Encoding": "gzip"})
+    assert (await post_form(None, url, FORM)).data == TOKEN_BODY
+
+
+async def test_wire_gzip_bomb_is_refused_without_inflating_it(hostile: Callable[..., Any]):
+    """A 64 KB gzip of 64 MiB is InvalidTokenResponseError, holding ~1 MiB at most."""
+    bomb = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9)
+    url = await hostile(200, bomb, {"Content-Encoding": "gzip"})
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        with pytest.raises(InvalidTokenResponseError, match="larger than 1048576 bytes"):
+            await post_form(None, url, FORM)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * 1024 * 1024, f"peak {peak} bytes"
+
+
+async def test_wire_body_over_one_mib_is_refused(hostile: Callable[..., Any]):
+    """A 2 MiB answer is InvalidTokenResponseError, whatever its status."""
+    body = json.dumps({**TOKEN_BODY, "padding": "x" * (2 * 1024 * 1024)}).encode()
+    url = await hostile(200, body)
+    with pytest.raises(InvalidTokenResponseError, match="larger than"):
+        await post_form(None, url, FORM)
+
+
+@pytest.mark.parametrize("status", [200, 400])
+@pytest.mark.parametrize("depth", [200, 5_000])
+async def test_wire_deeply_nested_json_is_a_typed_error(
+    hostile: Callable[..., Any], status: int, depth: int
+):
+    """Nested JSON, as a token or as an error body: InvalidTokenResponseError, no recursion."""
+    body = '{"error":' * depth + '"x"' + "}" * depth
+    url = await hostile(status, body.encode())
+    with pytest.raises(InvalidTokenResponseError):
+        await post_form(None, url, FORM)
+
+
+@pytest.mark.parametrize("depth", [200, 1_000, 50_000])
+def test_interpret_nested_json_never_raises_recursion_error(depth: int):
+    """Deep nesting is read as "not an OAuth body": the usual typed error for its status."""
+    body = "[" * depth + "]" * depth
+    for text in (body, '{"access_token": ' + body + "}", '{"error": ' + body + "}"):
+        for status, expected in (
+            (200, InvalidTokenResponseError),
+            (400, InvalidTokenResponseError),
+            (401, InvalidTokenError),
+        ):
+            with pytest.raises(expected):
+                interpret(status, "application/json", text, url=TOKEN_URL)
+
+
+HOSTILE = "x\r\nINFO forged line \x1b[2J\x1b[31mred\u202e" + "y" * 5000
+
+
+@pytest.mark.parametrize("status", [400, 503])
+def test_interpret_hostile_error_text_is_escaped_and_cut(status: int):
+    """error/error_description reach messages escaped and short, attributes keep them raw."""
+    body = json.dumps({"error": HOSTILE, "error_description": HOSTILE})
+    with pytest.raises(TokenRequestError) as caught:
+        interpret(status, "application/json", body, url=TOKEN_URL)
+    message = str(caught.value)
+    for raw in ("\r", "\n", "\x1b", "\u202e"):
+        assert raw not in message
+    assert "\\r\\nINFO forged line \\x1b[2J" in message
+    assert "more characters" in message
+    assert len(message) < 1500
+    if status == 400:
+        assert isinstance(caught.value, OAuthError)
+        assert caught.value.error == HOSTILE
+        assert caught.value.description == HOSTILE
+
+
+def test_interpret_hostile_transient_code_is_escaped():
+    """A transient OAuth code with control characters is escaped in the message too."""
+    code = "server_error"
+    with pytest.raises(TokenEndpointUnavailableError) as caught:
+        interpret(400, "application/json", json.dumps({"error": code}), url=TOKEN_URL)
+    assert code in str(caught.value)
+    body = json.dumps({"error": "\x1b]0;owned\x07"})
+    with pytest.raises(TokenEndpointUnavailableError) as caught:
+        interpret(502, "application/json", body, url=TOKEN_URL)
+    assert "\x1b" not in str(caught.value)
+    assert "\x07" not in str(caught.value)

@@ -11,10 +11,13 @@ from sfoauth_async import (
     ConfigurationError,
     InactiveOrgError,
     InactiveUserError,
+    InstanceUrlError,
+    InvalidCallbackError,
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
+    InvalidStoredTokenError,
     InvalidTokenError,
     InvalidTokenResponseError,
     LoginRateExceededError,
@@ -240,6 +243,7 @@ def test_configuration_error_is_a_value_error():
         (AuthorizationError, SFOAuthError),
         (AuthorizationDeniedError, AuthorizationError),
         (StateMismatchError, AuthorizationError),
+        (InvalidCallbackError, AuthorizationError),
         (TokenRequestError, SFOAuthError),
         (OAuthError, TokenRequestError),
         (InvalidGrantError, OAuthError),
@@ -256,12 +260,14 @@ def test_configuration_error_is_a_value_error():
         (TokenEndpointUnavailableError, TokenRequestError),
         (TokenEndpointConnectionError, TokenRequestError),
         (InvalidTokenResponseError, TokenRequestError),
+        (InstanceUrlError, InvalidTokenResponseError),
         (SignatureMismatchError, SFOAuthError),
         (RefreshCooldownError, SFOAuthError),
         (StoreError, SFOAuthError),
         (StoreUnavailableError, StoreError),
         (StaleTokenWriteError, StoreError),
         (StoreLockTimeoutError, StoreError),
+        (InvalidStoredTokenError, StoreError),
     ],
 )
 def test_tree_shape(cls: type[SFOAuthError], parent: type[SFOAuthError]):
@@ -294,8 +300,11 @@ def test_tree_shape(cls: type[SFOAuthError], parent: type[SFOAuthError]):
         (AuthorizationError, False),
         (AuthorizationDeniedError, False),
         (StateMismatchError, False),
+        (InvalidCallbackError, False),
         (TokenRequestError, False),
         (InvalidTokenResponseError, False),
+        (InstanceUrlError, False),
+        (InvalidStoredTokenError, False),
         (SignatureMismatchError, False),
         # A cooldown and store outages end by themselves.
         (RefreshCooldownError, True),
@@ -327,3 +336,38 @@ def test_authorization_error_attributes():
 def test_refresh_cooldown_error_keeps_retry_time():
     """RefreshCooldownError says when a new refresh may start."""
     assert RefreshCooldownError("wait", retry_at_monotonic=12.5).retry_at_monotonic == 12.5
+
+
+def test_invalid_stored_token_error_is_a_value_error():
+    """InvalidStoredTokenError is a ValueError, as Token.from_dict has always documented."""
+    assert issubclass(InvalidStoredTokenError, ValueError)
+
+
+def test_instance_url_error_keeps_the_refused_value():
+    """InstanceUrlError carries the refused instance_url verbatim, besides status and url."""
+    exc = InstanceUrlError(
+        "refused", instance_url="https://evil.example", status=200, url=TOKEN_URL
+    )
+    assert (exc.instance_url, exc.status, exc.url) == ("https://evil.example", 200, TOKEN_URL)
+
+
+HOSTILE = "bad\r\n2026-01-01 INFO forged \x1b[31mred\x1b[0m \u202eevil\u2028" + "z" * 10_000
+
+
+@pytest.mark.parametrize(("error", "description"), [("invalid_grant", HOSTILE), (HOSTILE, None)])
+def test_salesforce_text_is_escaped_and_cut_in_messages(error: str, description: str | None):
+    """CR/LF, ANSI escapes, bidi and line separators are escaped; 10,000 characters are cut."""
+    exc = oauth_error_from_response(error, description, status=400, url=TOKEN_URL)
+    message = str(exc)
+    for raw in ("\r", "\n", "\x1b", "\u202e", "\u2028"):
+        assert raw not in message
+    assert "bad\\r\\n2026-01-01 INFO forged \\x1b[31mred" in message
+    assert "more characters" in message
+    assert len(message) < 1000
+    assert (exc.error, exc.description) == (error, description)
+
+
+def test_ordinary_salesforce_text_is_shown_unchanged():
+    """Printable descriptions read exactly as Salesforce wrote them."""
+    exc = oauth_error_from_response("invalid_grant", "expired access/refresh token")
+    assert "invalid_grant: expired access/refresh token" in str(exc)

@@ -6,9 +6,12 @@ import base64
 import hashlib
 import hmac
 import warnings
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
+import aiohttp
 import pytest
 from aioresponses import aioresponses
 from cryptography.hazmat.primitives import serialization
@@ -17,16 +20,22 @@ from sent import authorization, form, only_request
 from yarl import URL
 
 from sfoauth_async import (
+    DEFAULT_INSTANCE_HOSTS,
+    AuthorizationCodeFlow,
     ClientCredentialsFlow,
     ConfigurationError,
+    InstanceUrlError,
     Introspection,
+    InvalidClientError,
     InvalidTokenError,
     JWTBearerFlow,
+    PasswordFlow,
     RefreshTokenFlow,
     SignatureMismatchError,
     Token,
     TokenEndpointUnavailableError,
 )
+from sfoauth_async.testing import FakeSalesforceOrg
 
 CLIENT_ID = "3MVG9fake.consumer.key"
 CLIENT_SECRET = "fake-consumer-secret-for-tests"
@@ -82,7 +91,7 @@ async def test_revoke_sends_the_refresh_token_of_a_token(http: aioresponses):
     assert await _cc_flow().revoke(_token(refresh_token=REFRESH_TOKEN)) is True
     method, url, kwargs = only_request(http)
     assert (method, url) == ("POST", URL(REVOKE_URL))
-    assert form(kwargs) == {"token": REFRESH_TOKEN}
+    assert form(kwargs)["token"] == REFRESH_TOKEN
 
 
 async def test_revoke_sends_the_access_token_without_refresh_token(http: aioresponses):
@@ -90,18 +99,31 @@ async def test_revoke_sends_the_access_token_without_refresh_token(http: aioresp
     http.post(REVOKE_URL, status=200, body="")
     assert await _cc_flow().revoke(_token()) is True
     _, _, kwargs = only_request(http)
-    assert form(kwargs) == {"token": ACCESS_TOKEN}
+    assert form(kwargs)["token"] == ACCESS_TOKEN
 
 
-@pytest.mark.parametrize("client_auth", ["body", "basic"])
-async def test_revoke_sends_no_client_credentials(http: aioresponses, client_auth: str):
-    """The revoke body is token= only: no client id or secret, no Authorization header."""
+async def test_revoke_authenticates_the_client_in_the_body(http: aioresponses):
+    """RFC 7009 2.1: a flow with a secret sends client_id and client_secret with the token."""
     http.post(REVOKE_URL, status=200, body="")
-    await _cc_flow(client_auth=client_auth).revoke("a-token-string")
+    await _cc_flow().revoke("a-token-string")
     _, url, kwargs = only_request(http)
-    assert form(kwargs) == {"token": "a-token-string"}
+    assert form(kwargs) == {
+        "token": "a-token-string",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+    }
     assert authorization(kwargs) is None
     assert url.query_string == ""
+
+
+async def test_revoke_authenticates_the_client_with_basic(http: aioresponses):
+    """With client_auth='basic' the credentials go in the header, the body holds the token."""
+    http.post(REVOKE_URL, status=200, body="")
+    await _cc_flow(client_auth="basic").revoke("a-token-string")
+    _, _, kwargs = only_request(http)
+    assert form(kwargs) == {"token": "a-token-string"}
+    expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    assert authorization(kwargs) == f"Basic {expected}"
 
 
 @pytest.mark.parametrize(
@@ -152,13 +174,14 @@ async def test_revoke_needs_a_token(http: aioresponses):
 
 
 async def test_jwt_flow_can_revoke(http: aioresponses, rsa_pem: bytes):
-    """Revoking needs no client secret, so a JWT bearer flow can revoke its tokens."""
+    """A flow without a secret (JWT bearer) revokes with the token alone."""
     url = "https://login.salesforce.com/services/oauth2/revoke"
     http.post(url, status=200, body="")
     flow = JWTBearerFlow(client_id=CLIENT_ID, username="u@acme.example", private_key=rsa_pem)
     assert await flow.revoke(_token()) is True
     _, _, kwargs = only_request(http)
     assert form(kwargs) == {"token": ACCESS_TOKEN}
+    assert authorization(kwargs) is None
 
 
 # --- introspect ----------------------------------------------------------------------------
@@ -369,3 +392,264 @@ async def test_basic_client_auth_emits_no_deprecation(http: aioresponses):
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         await _cc_flow(client_auth="basic").fetch_token()
+
+
+def test_basic_client_auth_form_encodes_id_and_secret():
+    """RFC 6749 2.3.1: id and secret are form-encoded before base64 (+ % / = : survive)."""
+    secret = "a+b%c/d=e:f g"
+    flow = _cc_flow(client_auth="basic", client_secret=secret)
+    header = flow._authenticate({})
+    assert header is not None
+    decoded = base64.b64decode(header.removeprefix("Basic ")).decode()
+    assert decoded == f"{CLIENT_ID}:a%2Bb%25c%2Fd%3De%3Af+g"
+    client_id, _, sent = decoded.partition(":")
+    assert (unquote_plus(client_id), unquote_plus(sent)) == (CLIENT_ID, secret)
+
+
+@pytest.mark.parametrize("exp", [1e20, -1e20, 10**400, float("nan")])
+def test_introspection_exp_out_of_range_is_unknown(exp: float):
+    """An exp past datetime's range (1e20) is an unknown expiry, not an OverflowError."""
+    info = Introspection.from_response({"active": True, "exp": exp, "iat": exp, "nbf": exp})
+    assert info.active is True
+    assert (info.exp, info.iat, info.nbf) == (None, None, None)
+
+
+# --- instance hosts ------------------------------------------------------------------------
+
+
+def test_default_instance_hosts_cover_salesforce_domains_and_loopback():
+    """The default allows every Salesforce domain family and loopback, nothing else."""
+    flow = _cc_flow()
+    assert flow.instance_hosts == DEFAULT_INSTANCE_HOSTS
+    for url in (
+        "https://acme.my.salesforce.com",
+        "https://acme--uat.sandbox.my.salesforce.com",
+        "https://acme-dev-ed.develop.my.salesforce.com",
+        "https://na1.salesforce.com",
+        "https://acme.my.site.com",
+        "https://acme--uat.sandbox.my.site.com",
+        "https://acme.my.salesforce-sites.com",
+        "https://acme.force.com",
+        "https://acme.cloudforce.com",
+        "https://acme.database.com",
+        "https://acme.my.salesforce.mil",
+        "https://acme.my.sfcrmproducts.cn",
+        "http://127.0.0.1:8080",
+        "http://[::1]:8080",
+        "http://localhost:8080",
+    ):
+        assert flow.check_instance_url(url) == url
+    for url in (
+        "https://evil.example",
+        "https://salesforce.com.evil.example",
+        "https://evilsalesforce.com",
+        "https://salesforce.com",
+        "https://10.0.0.1",
+    ):
+        with pytest.raises(InstanceUrlError, match="instance_hosts"):
+            flow.check_instance_url(url)
+
+
+def test_check_instance_url_returns_the_normalized_url():
+    """check_instance_url normalizes what it accepts, as Token.from_response does."""
+    assert _cc_flow().check_instance_url("HTTPS://ACME.my.salesforce.com:443/") == MY_DOMAIN
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://acme.my.salesforce.com", "https://acme.my.salesforce.com/?x", "https://u:p@a.com"],
+)
+def test_check_instance_url_refuses_unusable_urls(url: str):
+    """Plain http off loopback, a query, user info: InstanceUrlError with the raw value."""
+    with pytest.raises(InstanceUrlError) as caught:
+        _cc_flow().check_instance_url(url)
+    assert caught.value.instance_url == url
+    assert "u:p@" not in str(caught.value)
+
+
+def test_instance_hosts_patterns():
+    """Exact names, *. suffixes at any depth, IP networks, case and trailing dots."""
+    flow = _cc_flow(instance_hosts=["acme.my.salesforce.com", "*.example.org", "10.0.0.0/8"])
+    assert flow.check_instance_url("https://ACME.my.salesforce.com.") == MY_DOMAIN
+    assert flow.check_instance_url("https://a.b.example.org") == "https://a.b.example.org"
+    assert flow.check_instance_url("https://10.1.2.3") == "https://10.1.2.3"
+    for url in ("https://other.my.salesforce.com", "https://example.org", "http://127.0.0.1"):
+        with pytest.raises(InstanceUrlError):
+            flow.check_instance_url(url)
+    anything = _cc_flow(instance_hosts="*")
+    assert anything.check_instance_url("https://evil.example") == "https://evil.example"
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [[], [""], ["https://acme.my.salesforce.com"], ["acme.com:443"], ["*.*.com"], ["a*.com"], [5]],
+)
+def test_bad_instance_hosts_are_configuration_errors(patterns: list[Any]):
+    """An empty list or something that is not a host pattern is refused up front."""
+    with pytest.raises(ConfigurationError, match="instance_hosts"):
+        _cc_flow(instance_hosts=patterns)
+
+
+def test_every_flow_takes_instance_hosts(rsa_pem: bytes):
+    """Every grant's constructor takes instance_hosts and applies it."""
+    only = ("acme.my.salesforce.com",)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        flows = [
+            _cc_flow(instance_hosts=only),
+            JWTBearerFlow(
+                client_id=CLIENT_ID, username="u@x", private_key=rsa_pem, instance_hosts=only
+            ),
+            RefreshTokenFlow(client_id=CLIENT_ID, refresh_token="r", instance_hosts=only),
+            PasswordFlow(
+                client_id=CLIENT_ID,
+                client_secret=CLIENT_SECRET,
+                username="u@x",
+                password="p",
+                instance_hosts=only,
+            ),
+            AuthorizationCodeFlow(
+                client_id=CLIENT_ID, redirect_uri="https://app.example/cb", instance_hosts=only
+            ),
+        ]
+    for flow in flows:
+        assert flow.instance_hosts == only
+        with pytest.raises(InstanceUrlError):
+            flow.check_instance_url("https://other.my.salesforce.com")
+
+
+async def test_token_from_a_host_outside_instance_hosts_is_refused(http: aioresponses):
+    """A token response naming another host is refused: its bearer would go there."""
+    http.post(
+        f"{MY_DOMAIN}/services/oauth2/token",
+        payload={"access_token": ACCESS_TOKEN, "instance_url": "https://evil.example"},
+    )
+    with pytest.raises(InstanceUrlError) as caught:
+        await _cc_flow().fetch_token()
+    assert caught.value.instance_url == "https://evil.example"
+    assert caught.value.url == f"{MY_DOMAIN}/services/oauth2/token"
+    assert caught.value.status == 200
+    assert ACCESS_TOKEN not in str(caught.value)
+
+
+# --- against the fake org (real HTTP on loopback) ------------------------------------------
+
+
+@pytest.fixture
+async def org() -> AsyncIterator[FakeSalesforceOrg]:
+    """A started fake org."""
+    async with FakeSalesforceOrg() as fake:
+        yield fake
+
+
+def _org_cc_flow(org: FakeSalesforceOrg, **kwargs: Any) -> ClientCredentialsFlow:
+    options = {
+        "client_id": org.app.client_id,
+        "client_secret": org.app.client_secret,
+        "login_url": org.my_domain_url,
+    }
+    return ClientCredentialsFlow(**{**options, **kwargs})
+
+
+async def _rest_status(org: FakeSalesforceOrg, access_token: str) -> int:
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(
+            org.my_domain_url + "/services/data/v67.0/",
+            headers={"Authorization": f"Bearer {access_token}"},
+        ) as response,
+    ):
+        return response.status
+
+
+@pytest.mark.parametrize("client_auth", ["body", "basic"])
+async def test_revoke_against_the_fake_org(org: FakeSalesforceOrg, client_auth: str):
+    """revoke() ends the session at a real endpoint; a second revoke says it was gone."""
+    flow = _org_cc_flow(org, client_auth=client_auth)
+    token = await flow.fetch_token()
+    assert await _rest_status(org, token.access_token) == 200
+    assert await flow.revoke(token) is True
+    assert await _rest_status(org, token.access_token) == 401
+    assert await flow.revoke(token) is False
+    assert org.stats.revocations == 2
+
+
+@pytest.mark.parametrize("client_auth", ["body", "basic"])
+async def test_revoke_when_the_server_requires_client_authentication(
+    org: FakeSalesforceOrg, client_auth: str
+):
+    """A conforming server (RFC 7009 2.1) that requires client auth accepts our revoke."""
+    org.app.revoke_requires_client_auth = True
+    flow = _org_cc_flow(org, client_auth=client_auth)
+    token = await flow.fetch_token()
+    assert await flow.revoke(token) is True
+    assert await _rest_status(org, token.access_token) == 401
+
+
+async def test_revoke_with_a_wrong_secret_is_refused(org: FakeSalesforceOrg):
+    """The server checks the credentials sent with a revoke: a wrong secret is refused."""
+    org.app.revoke_requires_client_auth = True
+    token = await _org_cc_flow(org).fetch_token()
+    for client_auth in ("body", "basic"):
+        wrong = _org_cc_flow(org, client_secret="not-the-secret", client_auth=client_auth)
+        with pytest.raises(InvalidClientError) as caught:
+            await wrong.revoke(token)
+        assert caught.value.status == (401 if client_auth == "basic" else 400)
+    assert await _rest_status(org, token.access_token) == 200
+
+
+async def test_revoke_without_client_authentication_is_refused_when_required(
+    org: FakeSalesforceOrg,
+):
+    """A flow without the secret cannot revoke a confidential app's token there."""
+    org.app.revoke_requires_client_auth = True
+    token = await _org_cc_flow(org).fetch_token()
+    with pytest.raises(InvalidClientError):
+        await org.jwt_bearer_flow().revoke(token)
+    assert await _rest_status(org, token.access_token) == 200
+
+
+async def test_userinfo_against_the_fake_org(org: FakeSalesforceOrg):
+    """userinfo() returns the token's user from a real endpoint, and refuses a dead token."""
+    flow = _org_cc_flow(org)
+    token = await flow.fetch_token()
+    info = await flow.userinfo(token)
+    user = org.app.client_credentials_user
+    assert user is not None
+    assert info["preferred_username"] == user.username
+    assert info["user_id"] == user.user_id
+    await flow.revoke(token)
+    with pytest.raises(InvalidTokenError) as caught:
+        await flow.userinfo(token)
+    assert caught.value.status == 401
+    assert token.access_token not in str(caught.value)
+
+
+async def test_basic_client_auth_against_the_fake_org(org: FakeSalesforceOrg):
+    """Basic client auth works at real endpoints: token, refresh, introspect and revoke."""
+    org.app.client_secret = "s3cr+t/with%special=chars:and space"
+    flow = _org_cc_flow(org, client_auth="basic")
+    token = await flow.fetch_token()
+    assert (await flow.introspect(token)).active is True
+    refreshing = RefreshTokenFlow(
+        client_id=org.app.client_id,
+        client_secret=org.app.client_secret,
+        refresh_token=org.issue_refresh_token(),
+        login_url=org.login_url,
+        client_auth="basic",
+    )
+    refreshed = await refreshing.fetch_token()
+    assert (await flow.introspect(refreshed)).active is True
+    assert await flow.revoke(token) is True
+    assert (await flow.introspect(token)).active is False
+    assert org.stats.token_requests == {"client_credentials": 1, "refresh_token": 1}
+
+
+async def test_instance_hosts_are_enforced_on_the_fake_orgs_tokens(org: FakeSalesforceOrg):
+    """A flow allowing only Salesforce hosts refuses the fake org's loopback instance."""
+    assert (await _org_cc_flow(org).fetch_token()).instance_url == org.instance_url
+    strict = _org_cc_flow(org, instance_hosts=["*.my.salesforce.com"])
+    with pytest.raises(InstanceUrlError) as caught:
+        await strict.fetch_token()
+    assert caught.value.instance_url == org.instance_url
+    assert org.stats.token_requests["client_credentials"] == 2

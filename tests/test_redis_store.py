@@ -278,6 +278,41 @@ def test_bad_url_is_a_configuration_error_without_the_password() -> None:
     assert "s3cret-pa55" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        # Unescaped "/", "?" and "#" end the authority early: redis-py calls the rest a port.
+        "redis://fleet:pa/ss-s3cret@cache:6379/0",
+        "redis://:pa?ss-s3cret@cache:6379/0",
+        "redis://:pa#ss-s3cret@cache:6379/0",
+        "rediss://fleet:pa/ss-s3cret@[::1/0",
+        "redis://fleet:pass-s3cret@cache:notaport/0",
+        "unix://fleet:pass-s3cret@/run/redis.sock?db=nope",
+        "redis://cache:6379/0?password=pass-s3cret&db=nope",
+        "redis://cache:6379/pass-s3cret?db=nope",
+    ],
+)
+def test_unusable_url_never_echoes_any_part_of_the_password(url: str) -> None:
+    """No fragment of the password appears in the message, the repr or a chained cause."""
+    with pytest.raises(ConfigurationError, match="Redis URL") as caught:
+        RedisTokenStore.from_url(url)
+    exc = caught.value
+    for text in (str(exc), repr(exc)):
+        assert "s3cret" not in text
+        assert "pa/ss" not in text
+        assert "'pa'" not in text
+    assert exc.__cause__ is None
+    assert exc.__suppress_context__
+    assert "percent-encode" in str(exc)
+
+
+def test_unusable_url_message_keeps_host_port_and_database() -> None:
+    """What is shown is enough to find the setting: scheme, host, port and database."""
+    with pytest.raises(ConfigurationError) as caught:
+        RedisTokenStore.from_url("redis://fleet:pa/ss@cache.internal:6379/3")
+    assert "redis://***@cache.internal:6379/3" in str(caught.value)
+
+
 # -- the optional dependency ------------------------------------------------------------------
 
 

@@ -15,9 +15,13 @@ from hypothesis import strategies as st
 from sfoauth_async import (
     DEFAULT_SESSION_TIMEOUT,
     ConfigurationError,
+    InstanceUrlError,
+    InvalidStoredTokenError,
     InvalidTokenResponseError,
+    StoreError,
     Token,
 )
+from sfoauth_async._limits import MAX_TOKEN_CHARS
 
 ACCESS_TOKEN = "00Dxx0000001gPL!AQ0AQFAKE.ACCESS.TOKEN.VALUE"
 REFRESH_TOKEN = "5Aep861FAKE.REFRESH.TOKEN.VALUE"
@@ -386,6 +390,48 @@ def test_from_dict_refuses_what_to_dict_never_writes(stored: dict[str, Any]):
         Token.from_dict(stored)
 
 
+_STORED = {
+    "access_token": ACCESS_TOKEN,
+    "instance_url": INSTANCE_URL,
+    "received_at": "2026-05-01T12:00:00+00:00",
+}
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"access_token": None}, "access_token"),
+        ({"access_token": 42}, "access_token"),
+        ({"access_token": "x" * (MAX_TOKEN_CHARS + 1)}, "access_token"),
+        ({"instance_url": 42}, "instance_url"),
+        ({"instance_url": "http://evil.example"}, "instance_url"),
+        ({"instance_url": "https://acme.my.salesforce.com/?q"}, "instance_url"),
+        ({"id": 5}, "id"),
+        ({"id": ["https://login.salesforce.com/id/a/b"]}, "id"),
+        ({"token_type": "MAC"}, "token_type"),
+        ({"scope": "api web"}, "scope"),
+        ({"scope": [1, 2]}, "scope"),
+        ({"raw": ["x"]}, "raw"),
+        ({"refresh_token": {"x": 1}}, "refresh_token"),
+        ({"issued_at": 5}, "issued_at"),
+        ({"expires_at": "soon"}, "expires_at"),
+    ],
+)
+def test_from_dict_names_the_bad_field_with_a_typed_error(bad: dict[str, Any], field: str):
+    """Every malformed field is an InvalidStoredTokenError (a ValueError and a StoreError)."""
+    with pytest.raises(InvalidStoredTokenError, match=field) as caught:
+        Token.from_dict({**_STORED, **bad})
+    assert isinstance(caught.value, ValueError)
+    assert isinstance(caught.value, StoreError)
+    assert ACCESS_TOKEN not in str(caught.value)
+
+
+def test_from_dict_normalizes_the_instance_url():
+    """A stored instance URL is normalized as a fresh one is."""
+    token = Token.from_dict({**_STORED, "instance_url": "HTTPS://Acme.My.Salesforce.com/"})
+    assert token.instance_url == INSTANCE_URL
+
+
 def test_token_is_frozen():
     """A Token cannot be changed in place; its raw mapping is read-only too."""
     token = Token.from_response(FULL_RESPONSE)
@@ -435,6 +481,91 @@ def test_with_session_timeout_keeps_an_earlier_jwt_exp():
     assert token.with_session_timeout(timedelta(hours=8)).expires_at == exp
 
 
+# --- hostile responses (issue 8) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("issued_at", [10**400, -(10**400), "1" + "0" * 400])
+def test_huge_issued_at_is_invalid_token_response(issued_at: Any):
+    """An issued_at too large for a float is InvalidTokenResponseError, not OverflowError."""
+    with pytest.raises(InvalidTokenResponseError, match="issued_at"):
+        _build(issued_at=issued_at)
+
+
+def test_too_long_access_token_is_refused():
+    """An access token longer than 16 KiB is refused; one at the limit is accepted."""
+    assert _build(access_token="x" * MAX_TOKEN_CHARS).access_token == "x" * MAX_TOKEN_CHARS
+    with pytest.raises(InvalidTokenResponseError, match="longer than 16384") as caught:
+        _build(access_token="x" * (MAX_TOKEN_CHARS + 1))
+    assert "xxxx" not in str(caught.value)
+
+
+def test_too_long_refresh_token_is_refused():
+    """A refresh token longer than 16 KiB is refused too."""
+    with pytest.raises(InvalidTokenResponseError, match="refresh_token longer"):
+        _build(refresh_token="r" * (MAX_TOKEN_CHARS + 1))
+
+
+@pytest.mark.parametrize("token_type", ["MAC", "DPoP", "pop", "N_A", "Bearer2", "\x1b[31mX"])
+def test_token_type_other_than_bearer_is_refused(token_type: str):
+    """RFC 6749 7.1: a token whose type is not Bearer is refused with a typed error."""
+    with pytest.raises(InvalidTokenResponseError, match="only Bearer") as caught:
+        _build(token_type=token_type)
+    assert "\x1b" not in str(caught.value)
+
+
+@pytest.mark.parametrize("token_type", ["Bearer", "bearer", "BEARER"])
+def test_token_type_bearer_is_case_insensitive(token_type: str):
+    """Bearer in any case is accepted and kept as sent."""
+    assert _build(token_type=token_type).token_type == token_type
+
+
+def test_jwt_access_token_with_deeply_nested_payload_is_opaque():
+    """A JWT-format token whose payload nests 2,000 deep keeps the session-timeout expiry."""
+    payload = base64.urlsafe_b64encode(b'{"a":' * 2000 + b"1" + b"}" * 2000).rstrip(b"=")
+    access_token = "eyJhbGciOiJSUzI1NiJ9." + payload.decode() + ".c2ln"
+    token = _build(access_token=access_token, token_format="jwt")
+    assert token.expires_at == RECEIVED_AT + DEFAULT_SESSION_TIMEOUT
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("HTTPS://ACME.My.Salesforce.com:443/", INSTANCE_URL),
+        ("https://acme.my.salesforce.com.", INSTANCE_URL),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+    ],
+)
+def test_instance_url_is_normalized(given: str, expected: str):
+    """The token holds the normalized instance URL."""
+    assert _build(instance_url=given).instance_url == expected
+
+
+@pytest.mark.parametrize(
+    "instance_url",
+    [
+        "https://acme.my.salesforce.com/?x=1",
+        "https://acme.my.salesforce.com/#x",
+        "https://attacker:pw@acme.my.salesforce.com",
+        "https://acme.my.salesforce.com\r\nX-Injected: 1",
+        "http://app.localhost:8080",
+        "https://acme.my.salesforce.com\\@evil.example",
+    ],
+)
+def test_unusable_instance_url_is_an_instance_url_error(instance_url: str):
+    """Query, fragment, user info, control characters: InstanceUrlError, raw value kept."""
+    with pytest.raises(InstanceUrlError) as caught:
+        Token.from_response(
+            {"access_token": ACCESS_TOKEN, "instance_url": instance_url},
+            url="https://acme.my.salesforce.com/services/oauth2/token",
+        )
+    assert caught.value.instance_url == instance_url
+    assert isinstance(caught.value, InvalidTokenResponseError)
+    assert caught.value.url == "https://acme.my.salesforce.com/services/oauth2/token"
+    assert "\r" not in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert ACCESS_TOKEN not in str(caught.value)
+
+
 # --- properties -------------------------------------------------------------------------
 
 _FIELDS = (
@@ -482,6 +613,7 @@ _responses = st.dictionaries(
     ).flatmap(lambda base: _responses.map(lambda extra: {**base, **extra}))
 )
 @example({"access_token": "x", "instance_url": INSTANCE_URL, "issued_at": 10**30})
+@example({"access_token": "x", "instance_url": INSTANCE_URL, "issued_at": 10**400})
 def test_any_response_gives_a_token_or_invalid_token_response_error(data: dict[str, Any]):
     """Whatever the endpoint sends, from_response raises nothing but InvalidTokenResponseError."""
     try:
@@ -533,3 +665,21 @@ def test_well_formed_responses_round_trip(
         assert token.issued_at == EPOCH + timedelta(milliseconds=issued_ms)
     assert access_token not in repr(token)
     assert Token.from_dict(json.loads(json.dumps(token.to_dict()))) == token
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.sampled_from([*_STORED, "id", "token_type", "scope", "raw", "issued_at", "expires_at"]),
+        _json_values,
+        max_size=9,
+    ).map(lambda extra: {**_STORED, **extra})
+)
+def test_any_stored_dict_gives_a_token_or_invalid_stored_token_error(data: dict[str, Any]):
+    """Whatever a store holds, from_dict raises nothing but InvalidStoredTokenError."""
+    try:
+        token = Token.from_dict(data)
+    except InvalidStoredTokenError:
+        return
+    repr(token)
+    assert token.to_dict()["access_token"] == data["access_token"]

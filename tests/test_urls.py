@@ -11,6 +11,7 @@ from sfoauth_async._urls import (
     endpoint_url,
     is_generic_login_host,
     is_loopback_host,
+    normalize_instance_url,
     normalize_login_url,
     origin_of,
     secure_url,
@@ -129,7 +130,9 @@ def test_default_audience_follows_the_host(login_url: str, audience: str):
     [
         ("localhost", True),
         ("LOCALHOST", True),
-        ("app.localhost", True),
+        ("app.localhost", False),
+        ("localhost.", False),
+        ("::ffff:127.0.0.1", False),
         ("127.0.0.1", True),
         ("127.8.9.10", True),
         ("::1", True),
@@ -200,3 +203,65 @@ def test_normalize_login_url_refuses_credentials_in_the_url(url: str):
     with pytest.raises(ConfigurationError) as caught:
         normalize_login_url(url)
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://app.localhost:8080", "http://localhost.evil.example", "http://10.0.0.1"]
+)
+def test_plain_http_is_refused_for_localhost_subdomains(url: str):
+    """A *.localhost name resolves wherever a resolver says: no plain http to it."""
+    with pytest.raises(ConfigurationError, match="plain http"):
+        normalize_login_url(url)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("https://acme.my.salesforce.com", "https://acme.my.salesforce.com"),
+        ("HTTPS://Acme.My.Salesforce.COM:443/", "https://acme.my.salesforce.com"),
+        ("https://acme.my.salesforce.com.", "https://acme.my.salesforce.com"),
+        ("https://acme.my.salesforce.com:8443", "https://acme.my.salesforce.com:8443"),
+        ("https://acme.my.site.com/partners/", "https://acme.my.site.com/partners"),
+        ("http://127.0.0.1:5555/", "http://127.0.0.1:5555"),
+        ("http://[::1]:80/", "http://[::1]"),
+        ("http://localhost:8080", "http://localhost:8080"),
+        ("https://b\u00fccher.example", "https://xn--bcher-kva.example"),
+    ],
+)
+def test_normalize_instance_url(given: str, expected: str):
+    """Scheme and host lower-case, default port, trailing slash and dot dropped, IDN encoded."""
+    assert normalize_instance_url(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://acme.my.salesforce.com", "plain http"),
+        ("http://app.localhost", "plain http"),
+        ("https://user:hunter2@acme.my.salesforce.com", "user name or password"),
+        ("https://acme.my.salesforce.com/?next=evil", "query or fragment"),
+        ("https://acme.my.salesforce.com#frag", "query or fragment"),
+        ("https://acme.my.salesforce.com/\r\nSet-Cookie:x", "control"),
+        ("https://acme.my.sales\tforce.com", "control"),
+        ("https://acme.my.salesforce.com/ x", "control"),
+        ("https://acme.my.salesforce.com\\@evil.example", "backslash"),
+        ("https://acme\u202e.my.salesforce.com", "control"),
+        ("https://acme..salesforce.com", "invalid host"),
+        ("https://-acme.my.salesforce.com", "invalid host"),
+        ("https://acme.my.salesforce.com:0", "port 0"),
+        ("ftp://acme.my.salesforce.com", "https://"),
+        ("/services/data", "https://"),
+        ("", "empty"),
+        ("https://" + "a" * 3000 + ".com", "longer than"),
+    ],
+)
+def test_normalize_instance_url_refuses(url: str, reason: str):
+    """Unusable instance URLs raise ConfigurationError saying why, never echoing secrets."""
+    with pytest.raises(ConfigurationError) as caught:
+        normalize_instance_url(url)
+    message = str(caught.value)
+    assert reason in message
+    assert "hunter2" not in message
+    for control in ("\r", "\n", "\t"):
+        assert control not in message
+    assert len(message) < 600

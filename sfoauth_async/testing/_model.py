@@ -105,6 +105,10 @@ class FakeApp:
         certificate_pem: The X.509 certificate (or bare public key) in PEM that verifies
             JWT-bearer assertions; ``None`` refuses every assertion.
         introspect_all_tokens: Whether this app may introspect other apps' tokens.
+        revoke_requires_client_auth: The revoke endpoint refuses this app's tokens unless the
+            request authenticates the app, as RFC 7009 2.1 has it: the consumer key and
+            secret (form or HTTP Basic) for a confidential app, the consumer key for a public
+            one. Off by default, as Salesforce revokes any token it is sent.
 
     Example:
         ```python
@@ -127,6 +131,7 @@ class FakeApp:
     client_credentials_user: FakeUser | None = None
     certificate_pem: bytes | None = field(default_factory=app_certificate_pem)
     introspect_all_tokens: bool = False
+    revoke_requires_client_auth: bool = False
 
     def __repr__(self) -> str:
         # Never show the client secret in test output.

@@ -63,18 +63,21 @@ _BAD_LOGIN = (
 class OAuthFailure(Exception):  # noqa: N818 - an answer to send, not a bug
     """An OAuth error answer: ``{"error": ..., "error_description": ...}`` with a status."""
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(
+        self, error: str, description: str, status: int = 400, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description
         self.status = status
+        self.headers = headers or {}
 
     def response(self) -> web.Response:
         """The error as Salesforce sends it."""
         return json_response(
             {"error": self.error, "error_description": self.description},
             status=self.status,
-            headers=_NO_STORE,
+            headers={**_NO_STORE, **self.headers},
         )
 
 
@@ -482,11 +485,16 @@ class OAuthSite:
         if faulted is not None:
             return faulted
         if request.method == "GET":
-            token = request.query.get("token", "")
+            token, form = request.query.get("token", ""), {}
         else:
-            token = (await form_fields(request)).get("token", "")
+            form = await form_fields(request)
+            token = form.get("token", "")
         if not token:
             return OAuthFailure("invalid_request", "token is missing").response()
+        try:
+            self._check_revoking_client(form, request, token)
+        except OAuthFailure as failure:
+            return failure.response()
         record = org._access_token(token)
         if record is not None and record.alive(org._now()):
             record.ended = True
@@ -498,6 +506,39 @@ class OAuthSite:
         # jsforce parses this body as form-encoded; JSON here is what the brief fixes
         # (Salesforce's encoding is UNCONFIRMED).
         return OAuthFailure("invalid_token", "invalid token").response()
+
+    def _check_revoking_client(
+        self, form: dict[str, str], request: web.Request, token: str
+    ) -> None:
+        """RFC 7009 2.1: check the client credentials sent, and require them if the app does."""
+        org = self.org
+        record = org._access_token(token)
+        family = org._refresh_family(token)
+        owner = record.app if record is not None else family.app if family is not None else None
+        basic = request.headers.get("Authorization", "").lower().startswith("basic")
+        # RFC 6749 5.2: a failed Basic authentication answers 401 and names the scheme.
+        refused = OAuthFailure(
+            "invalid_client",
+            "invalid client credentials",
+            status=401 if basic else 400,
+            headers={"WWW-Authenticate": 'Basic realm="revoke"'} if basic else None,
+        )
+        try:
+            client_id, secret = self._client_credentials_of(form, request)
+        except OAuthFailure:
+            raise refused from None
+        required = owner is not None and owner.revoke_requires_client_auth
+        if client_id is None:
+            if required:
+                raise refused
+            return
+        app = org._find_app(client_id)
+        if app is None:
+            raise refused
+        if secret is not None and not _same(secret, app.client_secret):
+            raise refused
+        if required and ((app.confidential and secret is None) or app is not owner):
+            raise refused
 
     async def introspect(self, request: web.Request) -> web.Response:
         """``/services/oauth2/introspect`` (RFC 7662), for the caller's own tokens."""

@@ -9,16 +9,19 @@ async def test_login(fake_org):
 
 The fixture is async and needs pytest-asyncio. Without it this module still imports cleanly
 (it is loaded into every pytest run of every project that installs the package), and using
-the fixture fails with a message saying what to install.
+the fixture fails with a message saying what to install. For the same reason the fake org
+itself (and aiohttp's server) is imported only when a test asks for the fixture.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ._org import FakeSalesforceOrg
+if TYPE_CHECKING:
+    from ._org import FakeSalesforceOrg
 
 __all__: list[str] = []
 
@@ -49,5 +52,7 @@ else:
                         assert r.status == 200
             ```
         """
+        from ._org import FakeSalesforceOrg  # noqa: PLC0415 - only for tests that use it
+
         async with FakeSalesforceOrg() as org:
             yield org

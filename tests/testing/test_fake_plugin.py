@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import aiohttp
 import pytest
 
@@ -51,3 +54,53 @@ def test_fixture_without_pytest_asyncio(pytester: pytest.Pytester):
     )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*needs pytest-asyncio*"])
+
+
+def test_autoloading_the_plugin_imports_no_fake_org(pytester: pytest.Pytester):
+    """The entry point costs no fake org: it is imported only when a test uses the fixture."""
+    pytester.makepyfile(
+        test_a_plain="""
+        import sys
+
+        FAKE_ORG = [
+            "sfoauth_async.testing._org",
+            "sfoauth_async.testing._oauth",
+            "sfoauth_async.testing._rest",
+            "sfoauth_async.testing._faults",
+            "sfoauth_async.testing._model",
+            "sfoauth_async.testing._keys",
+            "aiohttp.web",
+        ]
+
+        def test_plain():
+            assert "sfoauth_async.testing._plugin" in sys.modules  # autoloaded
+            assert [name for name in FAKE_ORG if name in sys.modules] == []
+        """,
+        test_b_fixture="""
+        import sys
+
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_uses_it(fake_org):
+            assert "sfoauth_async.testing._org" in sys.modules
+            assert fake_org.login_url.startswith("http://127.0.0.1:")
+        """,
+    )
+    result = pytester.runpytest_subprocess(
+        "-W", "error", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function"
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_the_public_testing_names_load_on_first_use():
+    """sfoauth_async.testing still offers every public name, with its public module."""
+    code = (
+        "import sys, sfoauth_async.testing as t\n"
+        "assert 'sfoauth_async.testing._org' not in sys.modules\n"
+        "assert t.FakeSalesforceOrg.__module__ == 'sfoauth_async.testing'\n"
+        "assert set(t.__all__) <= set(dir(t))\n"
+        "assert 'sfoauth_async.testing._org' in sys.modules\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True)
+    assert completed.returncode == 0, completed.stderr.decode()
