@@ -21,8 +21,23 @@ Example:
 
 from __future__ import annotations
 
+from ._api_errors import (
+    APIError,
+    APIUsageLimitError,
+    ConcurrentRequestLimitError,
+    DuplicateValueError,
+    EntityIsDeletedError,
+    InvalidFieldError,
+    InvalidSessionIdError,
+    MalformedQueryError,
+    NotFoundError,
+    RequestLimitExceededError,
+    ServerUnavailableError,
+    UnableToLockRowError,
+)
 from ._authorization_code import AuthorizationCodeFlow, AuthorizationRequest
 from ._client_credentials import ClientCredentialsFlow
+from ._collections import RecordError, RecordResult
 from ._errors import (
     AuthorizationDeniedError,
     AuthorizationError,
@@ -58,6 +73,7 @@ from ._introspection import Introspection
 from ._jwt_bearer import JWTBearerFlow
 from ._middleware import BearerMiddleware
 from ._password import PasswordFlow
+from ._query import Query
 from ._redis_store import RedisTokenStore
 from ._refresh_token import RefreshTokenFlow
 from ._refresher import OnNewToken, Refresher, RefresherStats
@@ -65,9 +81,13 @@ from ._retry import RetryPolicy
 from ._session import AsyncSession
 from ._store import MemoryTokenStore, StoredToken, TokenLock, TokenStore
 from ._token import DEFAULT_SESSION_TIMEOUT, Token
+from ._usage import APIUsage
 
 __all__ = [
     "DEFAULT_SESSION_TIMEOUT",
+    "APIError",
+    "APIUsage",
+    "APIUsageLimitError",
     "AsyncSession",
     "AuthorizationCodeFlow",
     "AuthorizationDeniedError",
@@ -76,32 +96,44 @@ __all__ = [
     "BearerMiddleware",
     "ClientAuth",
     "ClientCredentialsFlow",
+    "ConcurrentRequestLimitError",
     "ConfigurationError",
+    "DuplicateValueError",
+    "EntityIsDeletedError",
     "FileTokenStore",
     "Flow",
     "InactiveOrgError",
     "InactiveUserError",
     "Introspection",
     "InvalidClientError",
+    "InvalidFieldError",
     "InvalidGrantError",
     "InvalidRequestError",
     "InvalidScopeError",
+    "InvalidSessionIdError",
     "InvalidTokenError",
     "InvalidTokenResponseError",
     "JWTBearerFlow",
     "LoginRateExceededError",
+    "MalformedQueryError",
     "MemoryTokenStore",
+    "NotFoundError",
     "OAuthError",
     "OnNewToken",
     "PasswordFlow",
+    "Query",
+    "RecordError",
+    "RecordResult",
     "RedirectUriMismatchError",
     "RedisTokenStore",
     "RefreshCooldownError",
     "RefreshTokenFlow",
     "Refresher",
     "RefresherStats",
+    "RequestLimitExceededError",
     "RetryPolicy",
     "SFOAuthError",
+    "ServerUnavailableError",
     "SignatureMismatchError",
     "StaleTokenWriteError",
     "StateMismatchError",
@@ -115,6 +147,7 @@ __all__ = [
     "TokenLock",
     "TokenRequestError",
     "TokenStore",
+    "UnableToLockRowError",
     "UnsupportedGrantTypeError",
     "WrongDomainError",
 ]

@@ -24,10 +24,12 @@ SFOAuthError
 │   └── InvalidTokenResponseError        neither a usable answer nor an OAuth error body
 ├── SignatureMismatchError               the response signature does not match id + issued_at
 ├── RefreshCooldownError                 a refresh just failed; not retried until the cooldown ends
-└── StoreError                           a token store could not load, save or lock
-    ├── StoreUnavailableError            the store's backend is down (Redis unreachable, ...)
-    ├── StaleTokenWriteError             a compare-and-set lost to a newer generation
-    └── StoreLockTimeoutError            another process held the refresh lock too long
+├── StoreError                           a token store could not load, save or lock
+│   ├── StoreUnavailableError            the store's backend is down (Redis unreachable, ...)
+│   ├── StaleTokenWriteError             a compare-and-set lost to a newer generation
+│   └── StoreLockTimeoutError            another process held the refresh lock too long
+├── APIError                             a REST answer with an error status (``_api_errors``)
+└── APIUsageLimitError                   api_usage_limit reached; nothing sent (``_api_errors``)
 ```
 
 Every error has ``transient``: ``True`` when the same request may succeed if it is sent
