@@ -31,7 +31,7 @@ class Settings:
     micro_repeats: int = 5
     etl_records: int = 100_000
     """ETL scenarios: records queried, and records upserted, per run."""
-    etl_rounds: int = 3
+    etl_rounds: int = 5
     """ETL scenarios: rounds, clients interleaved; ratios are medians of per-round ratios."""
     etl_concurrency: int = 10
     """ETL upsert: collection calls in flight (the session's connection limit)."""

@@ -129,6 +129,65 @@ def _mb(value: float) -> str:
     return f"{value / 1e6:,.1f}"
 
 
+COLUMNS = [
+    "client",
+    "records/s (median)",
+    "÷ hand-written loop",
+    "client CPU µs/record",
+    "API calls per run",
+    "records per run",
+    "round spread",
+]
+Run = dict[str, float]
+
+
+async def _rounds(
+    org: OrgProcess,
+    clients: dict[str, Callable[[], Awaitable[int]]],
+    rounds: int,
+    before_each: Callable[[], None] = lambda: None,
+) -> dict[str, list[Run]]:
+    """Each client once per round, interleaved, in alternating order; API calls counted."""
+    runs: dict[str, list[Run]] = {name: [] for name in clients}
+    for n in range(rounds):
+        order = list(clients) if n % 2 == 0 else list(reversed(clients))
+        for name in order:
+            before_each()
+            calls = org.stats()["api_requests"]
+            run = await _timed_run(clients[name])
+            run["api_calls"] = org.stats()["api_requests"] - calls
+            runs[name].append(run)
+    return runs
+
+
+def _versus(section: Section, runs: dict[str, list[Run]], labels: dict[str, str]) -> None:
+    """One row per client; the ratio is the median of per-round ratios to ``"hand"``."""
+    ratios = [
+        ours["per_s"] / hand["per_s"]
+        for ours, hand in zip(runs["sfoauth"], runs["hand"], strict=True)
+    ]
+    for name, label in labels.items():
+        rates = [r["per_s"] for r in runs[name]]
+        mid = statistics.median(rates)
+        to_hand = statistics.median(ratios) if name == "sfoauth" else 1.0
+        section.add(
+            [
+                label,
+                rate(mid),
+                ratio(to_hand),
+                f"{statistics.median(r['cpu_us'] for r in runs[name]):.1f}",
+                "/".join(sorted({f"{int(r['api_calls'])}" for r in runs[name]})),
+                "/".join(sorted({f"{int(r['records']):,}" for r in runs[name]})),
+                f"{(max(rates) - min(rates)) / mid:.0%}",
+            ],
+            client=name,
+            records_per_s=rates,
+            cpu_us_per_record=[r["cpu_us"] for r in runs[name]],
+            api_calls=[r["api_calls"] for r in runs[name]],
+            ratio_to_hand=to_hand,
+        )
+
+
 async def run_query(org: OrgProcess, settings: Settings) -> list[Section]:
     """Scenario 5: query throughput against a hand-written loop, then memory."""
     assert org.info is not None
@@ -142,17 +201,8 @@ async def run_query(org: OrgProcess, settings: Settings) -> list[Section]:
             f"5. ETL query: {total:,} records through sf.query vs a hand-written "
             f"page-following aiohttp loop ({settings.etl_rounds} rounds)"
         ),
-        columns=[
-            "client",
-            "records/s (median)",
-            "÷ hand-written loop",
-            "client CPU µs/record",
-            "API calls per query",
-            "round spread",
-        ],
+        columns=COLUMNS,
     )
-    runs: dict[str, list[dict[str, float]]] = {"hand": [], "sfoauth": []}
-    calls: dict[str, int] = {}
     http = await _hand_session(info)
     try:
         async with AsyncSession(info.client_credentials_flow()) as sf:
@@ -161,39 +211,16 @@ async def run_query(org: OrgProcess, settings: Settings) -> list[Section]:
                 "sfoauth": lambda: query_with_sfoauth(sf, SOQL),
             }
             for name, run in clients.items():  # warm-up: connections, token, code paths
-                before = org.stats()["api_requests"]
                 assert await run() == total, f"{name} did not see every record"
-                calls[name] = org.stats()["api_requests"] - before
-            for n in range(settings.etl_rounds):
-                order = ["hand", "sfoauth"] if n % 2 == 0 else ["sfoauth", "hand"]
-                for name in order:
-                    runs[name].append(await _timed_run(clients[name]))
+            runs = await _rounds(org, clients, settings.etl_rounds)
             memory = await _query_memory(sf, http, base, total)
     finally:
         await http.close()
-    ratios = [
-        ours["per_s"] / hand["per_s"]
-        for ours, hand in zip(runs["sfoauth"], runs["hand"], strict=True)
-    ]
-    labels = {"hand": "hand-written aiohttp loop", "sfoauth": "sfoauth_async sf.query"}
-    for name in ("hand", "sfoauth"):
-        rates = [r["per_s"] for r in runs[name]]
-        mid = statistics.median(rates)
-        throughput.add(
-            [
-                labels[name],
-                rate(mid),
-                ratio(statistics.median(ratios)) if name == "sfoauth" else "1.00",
-                f"{statistics.median(r['cpu_us'] for r in runs[name]):.1f}",
-                str(calls[name]),
-                f"{(max(rates) - min(rates)) / mid:.0%}",
-            ],
-            client=name,
-            records_per_s=rates,
-            cpu_us_per_record=[r["cpu_us"] for r in runs[name]],
-            api_calls=calls[name],
-            ratio_to_hand=statistics.median(ratios) if name == "sfoauth" else 1.0,
-        )
+    _versus(
+        throughput,
+        runs,
+        {"hand": "hand-written aiohttp loop", "sfoauth": "sfoauth_async sf.query"},
+    )
     throughput.notes.append(
         "÷ hand-written loop: median over rounds of (records/s ÷ the loop's records/s in the "
         "same round). The org runs in its own process; both clients parse each page with "
@@ -289,17 +316,8 @@ async def run_upsert(org: OrgProcess, settings: Settings) -> Section:
             f"6. ETL upsert: {total:,} records by external id, calls of {CHUNK}, "
             f"{workers} in flight, vs a hand-written aiohttp loop ({settings.etl_rounds} rounds)"
         ),
-        columns=[
-            "client",
-            "records/s (median)",
-            "÷ hand-written loop",
-            "client CPU µs/record",
-            "API calls per run",
-            "records saved per run",
-        ],
+        columns=COLUMNS,
     )
-    runs: dict[str, list[dict[str, float]]] = {"hand": [], "sfoauth": []}
-    calls: dict[str, list[int]] = {"hand": [], "sfoauth": []}
     http = await _hand_session(info, connector=aiohttp.TCPConnector(limit=workers))
     try:
         async with AsyncSession(
@@ -310,41 +328,18 @@ async def run_upsert(org: OrgProcess, settings: Settings) -> Section:
                 "hand": lambda: upsert_by_hand(http, base, rows, workers),
                 "sfoauth": lambda: upsert_with_sfoauth(sf, rows),
             }
-            for n in range(settings.etl_rounds):
-                order = ["hand", "sfoauth"] if n % 2 == 0 else ["sfoauth", "hand"]
-                for name in order:
-                    org.clear_records()
-                    before = org.stats()["api_requests"]
-                    runs[name].append(await _timed_run(clients[name]))
-                    calls[name].append(org.stats()["api_requests"] - before)
+            runs = await _rounds(org, clients, settings.etl_rounds, org.clear_records)
     finally:
         await http.close()
         org.clear_records()
-    ratios = [
-        ours["per_s"] / hand["per_s"]
-        for ours, hand in zip(runs["sfoauth"], runs["hand"], strict=True)
-    ]
-    labels = {"hand": "hand-written aiohttp loop", "sfoauth": "sfoauth_async upsert_records"}
-    for name in ("hand", "sfoauth"):
-        rates = [r["per_s"] for r in runs[name]]
-        section.add(
-            [
-                labels[name],
-                rate(statistics.median(rates)),
-                ratio(statistics.median(ratios)) if name == "sfoauth" else "1.00",
-                f"{statistics.median(r['cpu_us'] for r in runs[name]):.1f}",
-                "/".join(sorted({str(c) for c in calls[name]})),
-                "/".join(sorted({f"{int(r['records']):,}" for r in runs[name]})),
-            ],
-            client=name,
-            records_per_s=rates,
-            cpu_us_per_record=[r["cpu_us"] for r in runs[name]],
-            api_calls=calls[name],
-            ratio_to_hand=statistics.median(ratios) if name == "sfoauth" else 1.0,
-        )
+    _versus(
+        section,
+        runs,
+        {"hand": "hand-written aiohttp loop", "sfoauth": "sfoauth_async upsert_records"},
+    )
     section.notes.append(
-        "Every run creates every record (the org's records are cleared before each run). "
-        "records/s is wall time in the client; the org, in its own process, does most of the "
-        "work, so the ratio shows what the helpers add on top of the same calls."
+        "Every run creates every record (the org's records are cleared before each run); "
+        "records per run counts the records saved. The org, in its own process, does most of "
+        "the work, so the ratio shows what the helpers add on top of the same calls."
     )
     return section

@@ -83,7 +83,7 @@ class APIMiddleware:
 
     async def _send(self, req: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         """One attempt: the budget check, the call, the usage it reports."""
-        self._usage.check(req.method, req.url.with_query(None))
+        self._usage.check(req)
         resp = await handler(req)
         self._usage.observe(resp.headers.get(LIMIT_INFO))
         return resp

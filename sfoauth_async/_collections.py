@@ -111,32 +111,30 @@ class RecordResult:
             result = RecordResult.from_json({"id": "001...", "success": True, "errors": []})
             ```
         """
-        if not isinstance(item, dict) or not isinstance(item.get("success"), bool):
+        success = item.get("success") if isinstance(item, dict) else None
+        if not isinstance(success, bool):
             raise ValueError(f"not a record result: {item!r:.200}")  # noqa: TRY004 - bad data
+        assert isinstance(item, dict)
         record_id = item.get("id")
+        if not isinstance(record_id, str) or not record_id:
+            record_id = None
         created = item.get("created")
-        if item["success"] and not item.get("errors"):
+        if not isinstance(created, bool):
+            created = None
+        found = item.get("errors")
+        if not found:
             # The common case of a load, kept cheap: 100,000 records make 100,000 results.
-            return cls(
-                id=record_id if isinstance(record_id, str) and record_id else None,
-                success=True,
-                created=created if isinstance(created, bool) else None,
-            )
+            return cls(record_id, success, (), created)
         errors = tuple(
             RecordError(
                 error_code=str(error.get("statusCode") or error.get("errorCode") or ""),
                 message=str(error.get("message") or ""),
                 fields=tuple(str(name) for name in error.get("fields") or ()),
             )
-            for error in item.get("errors") or ()
+            for error in found
             if isinstance(error, dict)
         )
-        return cls(
-            id=record_id if isinstance(record_id, str) and record_id else None,
-            success=item["success"],
-            errors=errors,
-            created=created if isinstance(created, bool) else None,
-        )
+        return cls(record_id, success, errors, created)
 
 
 def connection_limit(http: aiohttp.ClientSession) -> int:
@@ -251,6 +249,26 @@ async def _in_chunks(
     return [result for result in results if result is not None]
 
 
+async def _save(
+    session: AsyncSession,
+    method: str,
+    path: str,
+    sobject: str,
+    checked: list[Fields],
+    *,
+    all_or_none: bool,
+    max_concurrency: int,
+) -> list[RecordResult]:
+    """Send checked records to a collections resource, in calls of `CHUNK_SIZE`."""
+
+    async def send(chunk: Sequence[Fields]) -> list[RecordResult]:
+        payload = _payload(sobject, chunk, all_or_none=all_or_none)
+        async with session.request(method, path, json=payload) as resp:
+            return await _results(resp, len(chunk))
+
+    return await _in_chunks(checked, send, max_concurrency)
+
+
 async def create_records(
     session: AsyncSession,
     sobject: str,
@@ -267,14 +285,15 @@ async def create_records(
         ```
     """
     sobject = _api_name(sobject, "sobject")
-    checked = _fields(records)
-
-    async def send(chunk: Sequence[Fields]) -> list[RecordResult]:
-        payload = _payload(sobject, chunk, all_or_none=all_or_none)
-        async with session.post("composite/sobjects", json=payload) as resp:
-            return await _results(resp, len(chunk))
-
-    return await _in_chunks(checked, send, max_concurrency)
+    return await _save(
+        session,
+        "POST",
+        "composite/sobjects",
+        sobject,
+        _fields(records),
+        all_or_none=all_or_none,
+        max_concurrency=max_concurrency,
+    )
 
 
 async def update_records(
@@ -293,14 +312,15 @@ async def update_records(
         ```
     """
     sobject = _api_name(sobject, "sobject")
-    checked = _fields(records, required="Id")
-
-    async def send(chunk: Sequence[Fields]) -> list[RecordResult]:
-        payload = _payload(sobject, chunk, all_or_none=all_or_none)
-        async with session.patch("composite/sobjects", json=payload) as resp:
-            return await _results(resp, len(chunk))
-
-    return await _in_chunks(checked, send, max_concurrency)
+    return await _save(
+        session,
+        "PATCH",
+        "composite/sobjects",
+        sobject,
+        _fields(records, required="Id"),
+        all_or_none=all_or_none,
+        max_concurrency=max_concurrency,
+    )
 
 
 async def upsert_records(
@@ -321,15 +341,15 @@ async def upsert_records(
     """
     sobject = _api_name(sobject, "sobject")
     external_id_field = _api_name(external_id_field, "external_id_field")
-    checked = _fields(records, required=external_id_field)
-    path = f"composite/sobjects/{sobject}/{external_id_field}"
-
-    async def send(chunk: Sequence[Fields]) -> list[RecordResult]:
-        payload = _payload(sobject, chunk, all_or_none=all_or_none)
-        async with session.patch(path, json=payload) as resp:
-            return await _results(resp, len(chunk))
-
-    return await _in_chunks(checked, send, max_concurrency)
+    return await _save(
+        session,
+        "PATCH",
+        f"composite/sobjects/{sobject}/{external_id_field}",
+        sobject,
+        _fields(records, required=external_id_field),
+        all_or_none=all_or_none,
+        max_concurrency=max_concurrency,
+    )
 
 
 async def delete_records(

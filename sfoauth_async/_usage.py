@@ -17,6 +17,8 @@ import re
 import time
 from dataclasses import dataclass
 
+from aiohttp import ClientRequest
+
 from ._api_errors import APIUsageLimitError
 from ._errors import ConfigurationError
 
@@ -129,19 +131,35 @@ class UsageTracker:
         ```python
         tracker = UsageTracker(limit=0.9)
         tracker.observe("api-usage=95/100")
-        tracker.check("GET", "/services/data/v67.0/limits/")  # raises APIUsageLimitError
+        tracker.check(req)  # raises APIUsageLimitError
         ```
     """
 
-    __slots__ = ("_header", "_heard_at", "_warned", "latest", "limit")
+    __slots__ = ("_header", "_heard_at", "_latest", "_limit", "_used", "_warned", "limit")
 
     def __init__(self, *, limit: float | None = None) -> None:
         check_usage_limit(limit)
         self.limit: float | None = limit
-        self.latest: APIUsage | None = None
+        # Every answer brings a new count: keep two ints, and build the value object only
+        # when someone asks for it.
+        self._used = self._limit = -1
+        self._latest: APIUsage | None = None
         self._header = ""
         self._warned = 0
         self._heard_at = 0.0
+
+    @property
+    def latest(self) -> APIUsage | None:
+        """The usage of the latest answer that reported one, or ``None``.
+
+        Example:
+            ```python
+            print(tracker.latest)
+            ```
+        """
+        if self._latest is None and self._used >= 0:
+            self._latest = APIUsage(used=self._used, limit=self._limit)
+        return self._latest
 
     def observe(self, header: str | None) -> None:
         """Take the ``Sforce-Limit-Info`` value of one answer (``None``: the answer had none).
@@ -153,46 +171,62 @@ class UsageTracker:
         """
         if not header:
             return
-        self._heard_at = time.monotonic()
+        if self.limit is not None:
+            self._heard_at = time.monotonic()
         if header == self._header:
             return
-        usage = APIUsage.parse(header)
-        if usage is None:
+        used, limit = _counts(header)
+        if used < 0:
             return
         self._header = header
-        self.latest = usage
-        crossed = sum(1 for threshold in WARN_AT if usage.fraction >= threshold)
-        if crossed > self._warned:
-            self._warned = crossed
-            log.warning(
-                "The org has used %s of its daily API allocation (at least %.0f%%); every "
-                "integration of the org stops when it runs out.",
-                usage,
-                WARN_AT[crossed - 1] * 100,
-            )
+        self._used, self._limit, self._latest = used, limit, None
+        if self._warned == len(WARN_AT) or used < WARN_AT[self._warned] * limit:
+            return
+        crossed = sum(1 for threshold in WARN_AT if used >= threshold * limit)
+        self._warned = crossed
+        log.warning(
+            "The org has used %s of its daily API allocation (at least %.0f%%); every "
+            "integration of the org stops when it runs out.",
+            self.latest,
+            WARN_AT[crossed - 1] * 100,
+        )
 
-    def check(self, method: str, url: object) -> None:
+    def check(self, req: ClientRequest) -> None:
         """Raise `APIUsageLimitError` if the limit is set and the latest usage reached it.
 
         Except for one call every `PROBE_INTERVAL_S` without news, which may go out.
 
         Example:
             ```python
-            tracker.check("POST", "/services/data/v67.0/composite/sobjects")
+            tracker.check(req)
             ```
         """
-        usage, limit = self.latest, self.limit
-        if limit is None or usage is None or usage.fraction < limit:
+        limit = self.limit
+        if limit is None or self._used < 0 or self._used < limit * self._limit:
             return
         now = time.monotonic()
         if now - self._heard_at >= PROBE_INTERVAL_S:
             self._heard_at = now  # one probe per interval, however many callers wait
             return
+        usage = self.latest
+        assert usage is not None
         raise APIUsageLimitError(
-            f"Not sending {method} {url}: the org has used {usage} of its daily API "
-            f"allocation, and this session stops at {limit:.0%} (api_usage_limit={limit}). "
-            f"Run the job later, when older calls have aged out of the rolling 24 hours, or "
-            f"raise api_usage_limit if the org can spare the calls.",
+            f"Not sending {req.method} {req.url.with_query(None)}: the org has used {usage} "
+            f"of its daily API allocation, and this session stops at {limit:.0%} "
+            f"(api_usage_limit={limit}). Run the job later, when older calls have aged out "
+            f"of the rolling 24 hours, or raise api_usage_limit if the org can spare the calls.",
             usage=usage,
             limit=limit,
         )
+
+
+def _counts(header: str) -> tuple[int, int]:
+    """``(used, limit)`` of a ``Sforce-Limit-Info`` value, or ``(-1, -1)`` without one."""
+    # Salesforce puts api-usage first: read that without a regex, the rest with one.
+    if header.startswith("api-usage="):
+        used, slash, rest = header[10:].partition("/")
+        limit = rest.partition(";")[0].strip()
+        if slash and used.isdigit() and limit.isdigit():
+            return int(used), int(limit)
+    usage = APIUsage.parse(header)
+    return (usage.used, usage.limit) if usage is not None else (-1, -1)
