@@ -20,6 +20,7 @@ from yarl import URL
 
 from ._api_errors import api_error_from_response
 from ._api_retry import Retryable, api_retrying, retryable_answer
+from ._errors import ConfigurationError
 from ._middleware import Origin, origin_tuple
 from ._refresher import Refresher
 from ._retry import RetryPolicy
@@ -54,6 +55,14 @@ class APIMiddleware:
         api_usage_limit: float | None = None,
         api_retry: RetryPolicy | None = None,
     ) -> None:
+        if not isinstance(raise_for_status, bool):
+            # aiohttp's own hook would also run on the token requests that borrow the session.
+            raise ConfigurationError(
+                f"raise_for_status must be True or False, got {raise_for_status!r}; for a "
+                f"check of your own, add a client middleware (middlewares=...)."
+            )
+        if api_retry is not None and not isinstance(api_retry, RetryPolicy):
+            raise ConfigurationError(f"api_retry must be a RetryPolicy, got {api_retry!r}.")
         self._refresher = refresher
         self._raise_for_status = raise_for_status
         self._usage = UsageTracker(limit=api_usage_limit)

@@ -1,8 +1,7 @@
 """Which API calls are worth sending again, and how long to wait first.
 
-A call is retried only when Salesforce did not carry it out:
-
-Idempotent methods are GET, HEAD, OPTIONS, TRACE, PUT and DELETE.
+A call is retried only when Salesforce did not carry it out (idempotent methods: GET, HEAD,
+OPTIONS, TRACE, PUT and DELETE):
 
 | Failure | Methods retried |
 |---|---|
@@ -51,7 +50,7 @@ class Retryable(Exception):  # noqa: N818 - a signal to tenacity, never seen by 
 
     Attributes:
         response: The answer; released before the next attempt, returned after the last.
-        reason: What made it retryable, for the log (``"503"``, ``"UNABLE_TO_LOCK_ROW"``).
+        reason: What made it retryable, for the log (``"HTTP 503"``, ``"UNABLE_TO_LOCK_ROW"``).
     """
 
     def __init__(self, response: ClientResponse, reason: str) -> None:
@@ -81,7 +80,7 @@ async def retryable_answer(  # noqa: PLR0911 - one return per row of the table a
 
     Example:
         ```python
-        reason = await retryable_answer(req, resp)  # "UNABLE_TO_LOCK_ROW", "503", None, ...
+        reason = await retryable_answer(req, resp)  # "UNABLE_TO_LOCK_ROW", "HTTP 503", None
         ```
     """
     status = resp.status

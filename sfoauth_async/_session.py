@@ -178,14 +178,7 @@ class AsyncSession:
                 introspect_expiry=introspect_expiry,
             )
         self._api_version = api_version
-        if api_retry is not None and not isinstance(api_retry, RetryPolicy):
-            raise ConfigurationError(f"api_retry must be a RetryPolicy, got {api_retry!r}.")
-        if not isinstance(raise_for_status, bool):
-            # aiohttp's hook would also run on the token requests that borrow this session.
-            raise ConfigurationError(
-                f"raise_for_status must be True or False, got {raise_for_status!r}; for a "
-                f"check of your own, add a client middleware (middlewares=...)."
-            )
+        # raise_for_status is ours, not aiohttp's: aiohttp's would also see token requests.
         self._api = APIMiddleware(
             self._refresher,
             raise_for_status=raise_for_status,
