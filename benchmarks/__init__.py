@@ -12,7 +12,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Settings:
-    """How big a run is; `FULL` takes about 2 minutes on 2 cores, `QUICK` about 30 s."""
+    """How big a run is; `FULL` takes about 3 minutes on 2 cores, `QUICK` about 40 s."""
 
     concurrency: int = 50
     requests: int = 3000
@@ -29,6 +29,12 @@ class Settings:
     echo_rounds: int = 9
     micro_iterations: int = 100_000
     micro_repeats: int = 5
+    etl_records: int = 100_000
+    """ETL scenarios: records queried, and records upserted, per run."""
+    etl_rounds: int = 5
+    """ETL scenarios: rounds, clients interleaved; ratios are medians of per-round ratios."""
+    etl_concurrency: int = 10
+    """ETL upsert: collection calls in flight (the session's connection limit)."""
 
     def as_dict(self) -> dict[str, Any]:
         """For the JSON report."""
@@ -46,4 +52,6 @@ QUICK = Settings(
     echo_rounds=2,
     micro_iterations=20_000,
     micro_repeats=3,
+    etl_records=20_000,
+    etl_rounds=2,
 )

@@ -121,6 +121,14 @@ class OrgProcess:
         """The next ``count`` token requests answer 400 ``{"error": error, ...}``."""
         self._call("POST", "/fault", error=error, description=description, count=count)
 
+    def seed_records(self, sobject: str, count: int) -> None:
+        """``count`` generated records of ``sobject`` (see `FakeSalesforceOrg.seed_records`)."""
+        self._call("POST", "/seed", sobject=sobject, count=count)
+
+    def clear_records(self) -> None:
+        """Forget every stored and deleted record; seeded tables stay."""
+        self._call("POST", "/records/clear")
+
     def stats(self) -> dict[str, int]:
         """``token_requests``, ``unauthorized``, ``api_requests``, ``max_concurrent_...``."""
         return self._call("GET", "/stats")

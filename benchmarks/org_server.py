@@ -14,6 +14,8 @@ Control endpoint (all ``POST`` but ``/stats``):
 | ``/delay?s=0.5`` | ``org.token_delay_s = 0.5`` |
 | ``/fault?error=E&description=D&count=N`` | the next N token requests answer 400 ``E`` |
 | ``/stats`` (GET) | token requests, 401s served, API requests, most concurrent token requests |
+| ``/seed?sobject=Account&count=N`` | ``org.seed_records(sobject, N)`` (generated on demand) |
+| ``/records/clear`` | forget every stored and deleted record (seeded tables stay) |
 """
 
 from __future__ import annotations
@@ -81,6 +83,17 @@ def control_app(org: FakeSalesforceOrg) -> web.Application:
         org.faults.token.push(*[fault] * int(request.query.get("count", "1")))
         return web.json_response({"ok": True})
 
+    async def seed(request: web.Request) -> web.Response:
+        org.seed_records(request.query["sobject"], int(request.query["count"]))
+        return web.json_response({"ok": True})
+
+    async def clear_records(_: web.Request) -> web.Response:
+        org._records.clear()
+        org._data.recycle_bin.clear()
+        org._data.cursors.clear()
+        org._data.forget_indexes()
+        return web.json_response({"ok": True})
+
     async def stats(_: web.Request) -> web.Response:
         s = org.stats
         return web.json_response(
@@ -98,6 +111,8 @@ def control_app(org: FakeSalesforceOrg) -> web.Application:
     app.router.add_post("/delay", delay)
     app.router.add_post("/fault", fault)
     app.router.add_get("/stats", stats)
+    app.router.add_post("/seed", seed)
+    app.router.add_post("/records/clear", clear_records)
     return app
 
 

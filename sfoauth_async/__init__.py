@@ -21,8 +21,23 @@ Example:
 
 from __future__ import annotations
 
+from ._api_errors import (
+    APIError,
+    APIUsageLimitError,
+    ConcurrentRequestLimitError,
+    DuplicateValueError,
+    EntityIsDeletedError,
+    InvalidFieldError,
+    InvalidSessionIdError,
+    MalformedQueryError,
+    NotFoundError,
+    RequestLimitExceededError,
+    ServerUnavailableError,
+    UnableToLockRowError,
+)
 from ._authorization_code import AuthorizationCodeFlow, AuthorizationRequest
 from ._client_credentials import ClientCredentialsFlow
+from ._collections import RecordError, RecordResult
 from ._endpoint import HttpSettings
 from ._errors import (
     AuthorizationDeniedError,
@@ -66,6 +81,7 @@ from ._introspection import Introspection
 from ._jwt_bearer import JWTBearerFlow
 from ._middleware import BearerMiddleware
 from ._password import PasswordFlow
+from ._query import Query
 from ._redis_store import RedisTokenStore
 from ._refresh_token import RefreshTokenFlow
 from ._refresher import OnNewToken, Refresher, RefresherStats
@@ -73,10 +89,14 @@ from ._retry import RetryPolicy
 from ._session import AsyncSession
 from ._store import MemoryTokenStore, PendingRefresh, StoredToken, TokenLock, TokenStore
 from ._token import DEFAULT_SESSION_TIMEOUT, Token
+from ._usage import APIUsage
 
 __all__ = [
     "DEFAULT_INSTANCE_HOSTS",
     "DEFAULT_SESSION_TIMEOUT",
+    "APIError",
+    "APIUsage",
+    "APIUsageLimitError",
     "AsyncSession",
     "AuthorizationCodeFlow",
     "AuthorizationDeniedError",
@@ -85,8 +105,11 @@ __all__ = [
     "BearerMiddleware",
     "ClientAuth",
     "ClientCredentialsFlow",
+    "ConcurrentRequestLimitError",
     "ConfigurationError",
     "CredentialForgottenError",
+    "DuplicateValueError",
+    "EntityIsDeletedError",
     "FileTokenStore",
     "Flow",
     "HttpSettings",
@@ -96,19 +119,26 @@ __all__ = [
     "Introspection",
     "InvalidCallbackError",
     "InvalidClientError",
+    "InvalidFieldError",
     "InvalidGrantError",
     "InvalidRequestError",
     "InvalidScopeError",
+    "InvalidSessionIdError",
     "InvalidStoredTokenError",
     "InvalidTokenError",
     "InvalidTokenResponseError",
     "JWTBearerFlow",
     "LoginRateExceededError",
+    "MalformedQueryError",
     "MemoryTokenStore",
+    "NotFoundError",
     "OAuthError",
     "OnNewToken",
     "PasswordFlow",
     "PendingRefresh",
+    "Query",
+    "RecordError",
+    "RecordResult",
     "RedirectUriMismatchError",
     "RedisTokenStore",
     "RefreshCooldownError",
@@ -116,8 +146,10 @@ __all__ = [
     "RefreshTokenFlow",
     "Refresher",
     "RefresherStats",
+    "RequestLimitExceededError",
     "RetryPolicy",
     "SFOAuthError",
+    "ServerUnavailableError",
     "SessionClosedError",
     "SignatureMismatchError",
     "StaleTokenWriteError",
@@ -132,6 +164,7 @@ __all__ = [
     "TokenLock",
     "TokenRequestError",
     "TokenStore",
+    "UnableToLockRowError",
     "UnsupportedGrantTypeError",
     "WrongDomainError",
 ]

@@ -29,11 +29,13 @@ SFOAuthError
 ├── RefreshCooldownError                 a refresh just failed; not retried until the cooldown ends
 ├── SessionClosedError                   the last session closed while this call waited
 ├── CredentialForgottenError             the credential was forgotten (logged out) fleet-wide
-└── StoreError                           a token store could not load, save or lock
-    ├── StoreUnavailableError            the store's backend is down, full or read-only
-    ├── StaleTokenWriteError             a compare-and-set lost to a newer generation
-    ├── StoreLockTimeoutError            another process held the refresh lock too long
-    └── InvalidStoredTokenError (ValueError)  a stored token record cannot be rebuilt
+├── StoreError                           a token store could not load, save or lock
+│   ├── StoreUnavailableError            the store's backend is down, full or read-only
+│   ├── StaleTokenWriteError             a compare-and-set lost to a newer generation
+│   ├── StoreLockTimeoutError            another process held the refresh lock too long
+│   └── InvalidStoredTokenError (ValueError)  a stored token record cannot be rebuilt
+├── APIError                             a REST answer with an error status (``_api_errors``)
+└── APIUsageLimitError                   api_usage_limit reached; nothing sent (``_api_errors``)
 ```
 
 Every error has ``transient``: ``True`` when the same request may succeed if it is sent

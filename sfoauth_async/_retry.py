@@ -42,6 +42,10 @@ class RetryPolicy:
     ``cooldown_s`` (``login_rate_cooldown_s`` after ``login rate exceeded``), so a storm of
     callers cannot turn into a storm of logins.
 
+    Passed as ``AsyncSession(..., api_retry=RetryPolicy(...))``, the same class sets the
+    retries of API calls; there ``attempts``, ``total_timeout_s``, ``wait_initial_s`` and
+    ``wait_max_s`` apply (per call), and the other fields, which are about refreshes, do not.
+
     Attributes:
         attempts: Most token requests in one refresh.
         total_timeout_s: Time budget of one refresh, retries and waits included.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine, Generator, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -11,14 +11,25 @@ from typing import Any, Self
 import aiohttp
 from yarl import URL
 
+from ._api_middleware import APIMiddleware
+from ._collections import (
+    RecordResult,
+    connection_limit,
+    create_records,
+    delete_records,
+    update_records,
+    upsert_records,
+)
 from ._endpoint import HttpSettings
 from ._errors import ConfigurationError
 from ._flow import Flow
 from ._middleware import BearerMiddleware
+from ._query import Query
 from ._refresher import OnNewToken, Refresher, RefresherStats
 from ._retry import RetryPolicy
 from ._store import TokenStore
 from ._token import DEFAULT_SESSION_TIMEOUT, Token
+from ._usage import APIUsage
 
 __all__ = ["AsyncSession"]
 
@@ -98,6 +109,15 @@ class AsyncSession:
         retry: The `RetryPolicy` of token requests.
         introspect_expiry: Learn each new token's real expiry from
             ``/services/oauth2/introspect`` (needs the client secret; see `Refresher`).
+        raise_for_status: ``True`` raises `APIError` (typed by Salesforce's ``errorCode``)
+            for every answer with status >= 400, after any 401 healing and API retries.
+            Token requests never raise it (they raise their own typed errors).
+        api_usage_limit: A fraction of the org's daily API allocation (e.g. ``0.9``): once
+            the latest ``Sforce-Limit-Info`` reaches it, calls to the org fail with
+            `APIUsageLimitError` before anything is sent. ``None``: no limit.
+        api_retry: A `RetryPolicy` for API calls Salesforce did not carry out (its
+            ``attempts``, ``total_timeout_s``, ``wait_initial_s`` and ``wait_max_s``);
+            ``None``: no API retries. See ``docs/etl.md`` for what is retried.
         **kwargs: Passed to `aiohttp.ClientSession` (``timeout``, ``connector``,
             ``trust_env``, ``middlewares`` to run before ours, ...).
 
@@ -123,6 +143,9 @@ class AsyncSession:
         on_new_token: OnNewToken | None = None,
         retry: RetryPolicy | None = None,
         introspect_expiry: bool = False,
+        raise_for_status: bool = False,
+        api_usage_limit: float | None = None,
+        api_retry: RetryPolicy | None = None,
         **kwargs: Any,  # noqa: ANN401 - aiohttp.ClientSession's options, passed through
     ) -> None:
         if not _VERSION.fullmatch(str(api_version)):
@@ -157,8 +180,15 @@ class AsyncSession:
                 http=HttpSettings.from_session_options(kwargs),
             )
         self._api_version = api_version
+        # raise_for_status is ours, not aiohttp's: aiohttp's would also see token requests.
+        self._api = APIMiddleware(
+            self._refresher,
+            raise_for_status=raise_for_status,
+            api_usage_limit=api_usage_limit,
+            api_retry=api_retry,
+        )
         middlewares = tuple(kwargs.pop("middlewares", ()))
-        self._middlewares = (*middlewares, BearerMiddleware(self._refresher))
+        self._middlewares = (*middlewares, self._api, BearerMiddleware(self._refresher))
         self._kwargs = kwargs
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
@@ -229,6 +259,18 @@ class AsyncSession:
             ```
         """
         return self._api_version
+
+    @property
+    def api_usage(self) -> APIUsage | None:
+        """The org's API usage from the latest ``Sforce-Limit-Info``; ``None`` before any.
+
+        Example:
+            ```python
+            if sf.api_usage is not None and sf.api_usage.fraction > 0.5:
+                print("half of the org's daily API calls are gone:", sf.api_usage)
+            ```
+        """
+        return self._api.usage
 
     # -- HTTP ---------------------------------------------------------------------------
 
@@ -371,6 +413,135 @@ class AsyncSession:
             ```
         """
         return self.request("HEAD", url, **kwargs)
+
+    # -- queries and sObject Collections ------------------------------------------------
+
+    def query(
+        self, soql: str, *, include_deleted: bool = False, batch_size: int | None = None
+    ) -> Query:
+        """The records of a SOQL query, as an async iterator that follows every page.
+
+        One page (``batch_size`` records, 2,000 by default) is held at a time, and
+        ``total_size`` is known once the first page arrived. See `Query`.
+
+        Args:
+            soql: The query.
+            include_deleted: Run it as ``queryAll``: deleted and archived records too.
+            batch_size: Records per page, 200 to 2,000 (``Sforce-Query-Options``); Salesforce
+                may answer with fewer.
+
+        Raises:
+            ConfigurationError: ``batch_size`` is out of range (raised at once).
+
+        Example:
+            ```python
+            async for account in sf.query("SELECT Id, Name FROM Account", batch_size=500):
+                print(account["Name"])
+            ```
+        """
+        return Query(self, soql, include_deleted=include_deleted, batch_size=batch_size)
+
+    async def query_all(
+        self, soql: str, *, include_deleted: bool = False, batch_size: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every record of a SOQL query, as a list; see `query`.
+
+        Raises:
+            APIError: Salesforce refused a page.
+
+        Example:
+            ```python
+            contacts = await sf.query_all("SELECT Id, Email FROM Contact")
+            ```
+        """
+        query = self.query(soql, include_deleted=include_deleted, batch_size=batch_size)
+        return [record async for record in query]
+
+    async def create_records(
+        self, sobject: str, records: Iterable[Mapping[str, Any]], *, all_or_none: bool = False
+    ) -> list[RecordResult]:
+        """Create records with sObject Collections, 200 per call, calls run concurrently.
+
+        Args:
+            sobject: The sObject type, e.g. ``"Account"``.
+            records: Field values per record (an ``attributes`` key is replaced).
+            all_or_none: Salesforce's ``allOrNone``, per call of 200 records.
+
+        Returns:
+            One `RecordResult` per input record, in input order.
+
+        Raises:
+            ConfigurationError: A record is not a mapping (nothing is sent).
+            APIError: A whole call failed; ``exc.results`` holds what finished.
+
+        Example:
+            ```python
+            results = await sf.create_records("Account", [{"Name": "Acme"}, {"Name": "Beta"}])
+            new_ids = [r.id for r in results if r.success]
+            ```
+        """
+        return await create_records(
+            self, sobject, records, all_or_none=all_or_none, max_concurrency=self._concurrency()
+        )
+
+    async def update_records(
+        self, sobject: str, records: Iterable[Mapping[str, Any]], *, all_or_none: bool = False
+    ) -> list[RecordResult]:
+        """Update records (each with its ``Id``) with sObject Collections; see `create_records`.
+
+        Example:
+            ```python
+            results = await sf.update_records("Account", [{"Id": account_id, "Rating": "Hot"}])
+            ```
+        """
+        return await update_records(
+            self, sobject, records, all_or_none=all_or_none, max_concurrency=self._concurrency()
+        )
+
+    async def upsert_records(
+        self,
+        sobject: str,
+        external_id_field: str,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        all_or_none: bool = False,
+    ) -> list[RecordResult]:
+        """Create or update records by an external id field; see `create_records`.
+
+        Each `RecordResult` says in ``created`` whether its record was new.
+
+        Example:
+            ```python
+            rows = [{"External_Id__c": "A-1", "Name": "Acme"}]
+            results = await sf.upsert_records("Account", "External_Id__c", rows)
+            ```
+        """
+        return await upsert_records(
+            self,
+            sobject,
+            external_id_field,
+            records,
+            all_or_none=all_or_none,
+            max_concurrency=self._concurrency(),
+        )
+
+    async def delete_records(
+        self, ids: Iterable[str], *, all_or_none: bool = False
+    ) -> list[RecordResult]:
+        """Delete records by id with sObject Collections, 200 ids per call; see `create_records`.
+
+        Example:
+            ```python
+            results = await sf.delete_records([r.id for r in created if r.id])
+            ```
+        """
+        return await delete_records(
+            self, ids, all_or_none=all_or_none, max_concurrency=self._concurrency()
+        )
+
+    def _concurrency(self) -> int:
+        # The collections' bound on calls in flight; a max_concurrency option would go here.
+        return connection_limit(self.http)
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -250,6 +250,69 @@ class Fault:
         """
         return cls.oauth_error("invalid_grant", "login rate exceeded")
 
+    @classmethod
+    def unable_to_lock_row(cls, status: int = 400) -> Fault:
+        """Answer a REST call with ``UNABLE_TO_LOCK_ROW``: another transaction held the record.
+
+        Example:
+            ```python
+            org.faults.api.push(Fault.unable_to_lock_row())  # the next call is rolled back
+            ```
+        """
+        return cls.json(
+            status,
+            [
+                {
+                    "message": "unable to obtain exclusive access to this record or 1 records",
+                    "errorCode": "UNABLE_TO_LOCK_ROW",
+                    "fields": [],
+                }
+            ],
+        )
+
+    @classmethod
+    def server_unavailable(cls, retry_after: str | None = None, status: int = 503) -> Fault:
+        """Answer a REST call with HTTP 503 ``SERVER_UNAVAILABLE``, with ``Retry-After`` if given.
+
+        ``retry_after`` is sent as written: seconds (``"2"``) or an HTTP date.
+
+        Example:
+            ```python
+            org.faults.api.push(Fault.server_unavailable(retry_after="1"))
+            ```
+        """
+        fault = cls.json(
+            status,
+            [{"message": "Server temporarily unavailable", "errorCode": "SERVER_UNAVAILABLE"}],
+        )
+        if retry_after is None:
+            return fault
+        return cls(
+            kind="respond",
+            http_status=status,
+            body=fault.body,
+            headers=(*fault.headers, ("Retry-After", retry_after)),
+        )
+
+    @classmethod
+    def request_limit_exceeded(cls, *, concurrent: bool = False) -> Fault:
+        """Answer 403 ``REQUEST_LIMIT_EXCEEDED``, for the daily or the concurrency limit.
+
+        ``concurrent=True`` sends the message of the limit on concurrent long-running
+        requests (``ConcurrentRequests ...``), else the daily one (``TotalRequests ...``).
+
+        Example:
+            ```python
+            org.faults.api.push(Fault.request_limit_exceeded(concurrent=True))
+            ```
+        """
+        message = (
+            "ConcurrentRequests (Concurrent API Requests) Limit exceeded."
+            if concurrent
+            else "TotalRequests Limit exceeded."
+        )
+        return cls.json(403, [{"message": message, "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+
 
 class FaultQueue:
     """A FIFO of faults for one endpoint family; each request pops at most one.

@@ -23,12 +23,13 @@ def _random(alphabet: str, length: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-def new_id(prefix: str) -> str:
-    """An 18-character Salesforce record id: 3-char key prefix, 12 random, 3-char checksum.
+def new_id(prefix: str, body: str | None = None) -> str:
+    """An 18-character Salesforce record id: 3-char key prefix, 12 chars, 3-char checksum.
 
-    The checksum is Salesforce's case-safe suffix, so ids look and round-trip like real ones.
+    The 12 characters are ``body`` when given (generated records), else random. The checksum
+    is Salesforce's case-safe suffix, so ids look and round-trip like real ones.
     """
-    id15 = prefix + _random(_BASE62, 12)
+    id15 = prefix + (body if body is not None else _random(_BASE62, 12))
     suffix = ""
     for start in range(0, 15, 5):
         chunk = id15[start : start + 5]

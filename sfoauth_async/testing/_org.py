@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
@@ -34,6 +34,7 @@ from ._model import (
     opaque,
 )
 from ._oauth import OAuthSite
+from ._records import GeneratedIds, OrgRecords
 from ._rest import KEY_PREFIXES, RestSite
 
 if TYPE_CHECKING:
@@ -261,6 +262,7 @@ class FakeSalesforceOrg:
         self._approvals: dict[str, PendingApproval] = {}
         self._logins: dict[FakeUser, deque[float]] = {}
         self._records: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._data = OrgRecords(self._records)
         self._token_in_flight = 0
         self._runners: list[web.AppRunner] = []
         self._urls: dict[Site, str] = {}
@@ -640,6 +642,31 @@ class FakeSalesforceOrg:
         record_id = new_id(KEY_PREFIXES.get(sobject.lower(), "a00"))
         self._records[record_id] = (sobject, {**(fields or {}), "Id": record_id})
         return record_id
+
+    def seed_records(self, sobject: str, count: int, *, seed: int = 0) -> Sequence[str]:
+        """Make ``count`` records of ``sobject`` that REST serves, computed only when read.
+
+        A table of 100,000 Accounts costs no memory until queried, and a query pages through
+        it (2,000 records a page by default). Each record has ``Id``, ``Name``
+        (``"Account 000042"``), ``AccountNumber``, ``Industry``, ``AnnualRevenue``,
+        ``NumberOfEmployees``, ``BillingCity``, ``External_Id__c`` (``"GEN-<seed>-0000042"``)
+        and ``IsDeleted``; the same ``seed`` gives the same values. A record written through
+        REST (updated, upserted or deleted) is stored from then on, like `add_record`'s.
+        Seeding the same sObject again replaces its generated records.
+
+        Returns:
+            A lazy sequence of the records' ids (``ids[41]`` is record 41's).
+
+        Example:
+            ```python
+            ids = org.seed_records("Account", 100_000)
+            assert len(ids) == 100_000
+            ```
+        """
+        table = self._data.seed(
+            sobject, count, seed=seed, prefix=KEY_PREFIXES.get(sobject.lower(), "a00")
+        )
+        return GeneratedIds(table)
 
     def get_record(self, record_id: str) -> dict[str, Any] | None:
         """The fields of a stored record (``Id`` included), or ``None``.

@@ -1,7 +1,9 @@
 """REST and Bulk endpoints of the fake org (My Domain site only).
 
-Just enough of the REST API for a token client: the versions list, the resource map, limits,
-a minimal query, describe, sObject CRUD, and Bulk API 1.0 job creation, all behind the same
+Enough of the REST API for a token client and an ETL job: the versions list, the resource
+map, limits, a minimal SOQL query with real paging (``nextRecordsUrl``, query locators,
+``Sforce-Query-Options: batchSize``) and ``queryAll``, describe, sObject CRUD, sObject
+Collections (``_collections.py``), and Bulk API 1.0 job creation, all behind the same
 session check as Salesforce's, with its exact 401 bodies and the ``Sforce-Limit-Info`` header.
 """
 
@@ -16,13 +18,22 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ._collections import CollectionsHandler
 from ._http import json_response
 from ._model import AccessTokenRecord, new_id
+from ._records import QueryCursor
 
 if TYPE_CHECKING:
     from ._org import FakeSalesforceOrg
 
-__all__ = ["API_VERSIONS", "KEY_PREFIXES", "LATEST_VERSION", "RestSite"]
+__all__ = [
+    "API_VERSIONS",
+    "DEFAULT_BATCH_SIZE",
+    "KEY_PREFIXES",
+    "LATEST_VERSION",
+    "MIN_BATCH_SIZE",
+    "RestSite",
+]
 
 API_VERSIONS = tuple(f"{major}.0" for major in range(31, 68))
 LATEST_VERSION = API_VERSIONS[-1]
@@ -66,6 +77,12 @@ _QUERY = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _SOBJECT_PATH = re.compile(r"^/sobjects/(?P<sobject>[A-Za-z_][A-Za-z0-9_]*)(?:/(?P<id>[^/]+))?$")
+_MORE_PATH = re.compile(
+    r"^/(?P<resource>query|queryAll)/(?P<locator>01g[A-Za-z0-9]+)-(?P<offset>\d+)$"
+)
+_BATCH_SIZE = re.compile(r"batchSize\s*=\s*(\d+)", re.IGNORECASE)
+DEFAULT_BATCH_SIZE = 2000
+MIN_BATCH_SIZE = 200
 
 
 def _release(version: str) -> str:
@@ -89,6 +106,7 @@ class RestSite:
 
     def __init__(self, org: FakeSalesforceOrg) -> None:
         self.org = org
+        self.collections = CollectionsHandler(org)
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register every REST and Bulk route on ``router``."""
@@ -139,6 +157,8 @@ class RestSite:
         org.stats._changed()
         faulted = await org.faults.api._apply(request, org._closing_event())
         if faulted is not None:
+            # Salesforce's own error answers (a lock, a limit, an outage) still report usage.
+            faulted.headers.setdefault(*self._limit_info().popitem())
             return faulted
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         # Salesforce still accepts the pre-standard "OAuth" scheme next to "Bearer".
@@ -164,12 +184,17 @@ class RestSite:
         resources: dict[str, Callable[[], web.Response]] = {
             "/": lambda: self._resources(version, session),
             "/limits": self._limits,
-            "/query": lambda: self._query(request, version),
-            "/queryAll": lambda: self._query(request, version),
+            "/query": lambda: self._query(request, version, include_deleted=False),
+            "/queryAll": lambda: self._query(request, version, include_deleted=True),
             "/sobjects": lambda: self._describe_global(version),
         }
         if path in resources:
             return self._only(request, "GET") or resources[path]()
+        more = _MORE_PATH.match(path)
+        if more is not None:
+            return self._only(request, "GET") or self._query_more(request, more)
+        if self.collections.handles(path):
+            return await self.collections.handle(request, path)
         match = _SOBJECT_PATH.match(path)
         if match is None:
             return _not_found()
@@ -264,7 +289,13 @@ class RestSite:
         )
 
     def _represent(
-        self, version: str, sobject: str, fields: dict[str, Any], wanted: list[str] | None = None
+        self,
+        version: str,
+        sobject: str,
+        fields: dict[str, Any],
+        wanted: list[str] | None = None,
+        *,
+        deleted: bool = False,
     ) -> dict[str, Any]:
         record_id = fields["Id"]
         attributes = {
@@ -272,40 +303,70 @@ class RestSite:
             "url": f"/services/data/v{version}/sobjects/{sobject}/{record_id}",
         }
         if wanted is None:
-            return {"attributes": attributes, **fields}
+            return {"attributes": attributes, **fields, **({"IsDeleted": True} if deleted else {})}
         by_lower = {name.lower(): name for name in fields}
         projected: dict[str, Any] = {"attributes": attributes}
         for name in wanted:
             stored = by_lower.get(name.lower())
-            projected[stored or name] = fields[stored] if stored else None
+            if stored is not None:
+                projected[stored] = fields[stored]
+            else:
+                projected[name] = deleted if name.lower() == "isdeleted" else None
         return projected
 
-    def _query(self, request: web.Request, version: str) -> web.Response:
+    def _query(self, request: web.Request, version: str, *, include_deleted: bool) -> web.Response:
         # Minimal SOQL: SELECT <fields> FROM <type> [... LIMIT n]; WHERE and ORDER BY are
-        # ignored. Enough for a client to prove its session works, not a query engine.
+        # ignored. Enough to page through a table, not a query engine.
         match = _QUERY.match(request.query.get("q", ""))
         if match is None:
             return _errors(
                 400, "MALFORMED_QUERY", "unexpected token: the query must be SELECT ... FROM ..."
             )
-        sobject = match["sobject"]
         field_list = [name.strip() for name in match["fields"].split(",") if name.strip()]
         wanted = (
             None if any(name.upper().startswith("FIELDS(") for name in field_list) else field_list
         )
+        cursor = self.org._data.open_query(
+            sobject=match["sobject"],
+            wanted=wanted,
+            limit=int(match["limit"]) if match["limit"] is not None else None,
+            include_deleted=include_deleted,
+            version=version,
+        )
+        return self._query_page(request, cursor, 0)
+
+    def _query_more(self, request: web.Request, more: re.Match[str]) -> web.Response:
+        cursor = self.org._data.cursors.get(more["locator"])
+        offset = int(more["offset"])
+        if cursor is None or cursor.resource != more["resource"] or offset > cursor.total_size:
+            return _errors(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        return self._query_page(request, cursor, offset)
+
+    def _query_page(self, request: web.Request, cursor: QueryCursor, offset: int) -> web.Response:
+        # Salesforce treats the batch size as a wish within 200-2,000 (assumed: clamped).
+        wish = _BATCH_SIZE.search(request.headers.get("Sforce-Query-Options", ""))
+        size = DEFAULT_BATCH_SIZE
+        if wish is not None:
+            size = min(max(int(wish[1]), MIN_BATCH_SIZE), DEFAULT_BATCH_SIZE)
         records = [
-            self._represent(version, stored_type, fields, wanted)
-            for stored_type, fields in self.org._records.values()
-            if stored_type.lower() == sobject.lower()
+            self._represent(cursor.version, sobject, fields, cursor.wanted, deleted=deleted)
+            for (sobject, fields), deleted in self.org._data.page(cursor, offset, size)
         ]
-        if match["limit"] is not None:
-            records = records[: int(match["limit"])]
-        return json_response({"totalSize": len(records), "done": True, "records": records})
+        end = min(offset + size, cursor.total_size)
+        page: dict[str, Any] = {"totalSize": cursor.total_size, "done": end >= cursor.total_size}
+        if not page["done"]:
+            page["nextRecordsUrl"] = (
+                f"/services/data/v{cursor.version}/{cursor.resource}/{cursor.locator}-{end}"
+            )
+        page["records"] = records
+        return json_response(page)
 
     def _known_objects(self) -> list[str]:
         names = {name.lower(): name for name in _STANDARD_OBJECTS}
         for stored_type, _ in self.org._records.values():
             names.setdefault(stored_type.lower(), stored_type)
+        for table in self.org._data.tables.values():
+            names.setdefault(table.sobject.lower(), table.sobject)
         return sorted(names.values())
 
     def _object_summary(self, version: str, sobject: str) -> dict[str, Any]:
@@ -360,16 +421,8 @@ class RestSite:
         return json_response({"id": record_id, "success": True, "errors": []}, status=201)
 
     def _stored(self, sobject: str, record_id: str) -> tuple[str, dict[str, Any]] | None:
-        records = self.org._records
         # Salesforce takes the 15- and the 18-character form of an id.
-        found = records.get(record_id) or next(
-            (
-                stored
-                for key, stored in records.items()
-                if len(record_id) == 15 and key[:15] == record_id
-            ),
-            None,
-        )
+        found = self.org._data.find(record_id)
         if found is None or found[0].lower() != sobject.lower():
             return None
         return found
@@ -389,14 +442,17 @@ class RestSite:
             return body
         body.pop("Id", None)
         body.pop("attributes", None)
-        found[1].update(body)
+        stored = self.org._data.writable(found[1]["Id"])
+        assert stored is not None
+        stored[1].update(body)
+        self.org._data.forget_indexes(stored[0])
         return web.Response(status=204)
 
     def _delete(self, sobject: str, record_id: str) -> web.Response:
         found = self._stored(sobject, record_id)
         if found is None:
             return _not_found()
-        del self.org._records[found[1]["Id"]]
+        self.org._data.delete(found[1]["Id"])
         return web.Response(status=204)
 
     # -- Bulk API 1.0 -----------------------------------------------------------------------------
