@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,7 +24,7 @@ from yarl import URL
 from ._authorization_code import AuthorizationCodeFlow
 from ._cli_config import SavedLogin, sf_values, token_store
 from ._env import flow_from_env
-from ._errors import AuthorizationError, ConfigurationError, SFOAuthError
+from ._errors import AuthorizationError, ConfigurationError, SFOAuthError, StateMismatchError
 from ._refresher import Refresher
 from ._token import Token
 from ._urls import is_loopback_host
@@ -203,6 +204,14 @@ async def login_web(
                 f"sfoauth login --web again, and finish the login in the browser."
             ) from None
         try:
+            # State first, unlike parse_callback (which reports Salesforce's error first):
+            # any local program can reach the listener, and only a request that carries our
+            # state may end the login with an error of its choosing.
+            if not hmac.compare_digest(query.get("state", "").encode(), request.state.encode()):
+                raise StateMismatchError(
+                    "The callback's state does not match the one sent with the authorization "
+                    "request: it may be forged (CSRF) or stale. Run sfoauth login --web again."
+                )
             code = flow.parse_callback(query, state=request.state)
             token = await flow.exchange(code, code_verifier=request.code_verifier)
         except SFOAuthError as exc:

@@ -2,58 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
-import io
 import json
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
+from run_cli import sfoauth, sfoauth_process
 
 from sfoauth_async import _cli_commands
-from sfoauth_async._cli import main, run
+from sfoauth_async._cli import main
 from sfoauth_async.testing import FakeSalesforceOrg, Fault
-
-SFOAUTH = Path(sys.executable).with_name("sfoauth")
-
-
-@dataclass
-class Ran:
-    """What one command did."""
-
-    code: int
-    out: str
-    err: str
-
-
-async def sfoauth(env: dict[str, str], *argv: str) -> Ran:
-    """Run one command in this process, on this event loop (the fake org's)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = await run(list(argv), env=env, out=out, err=err, open_url=None)
-    return Ran(code, out.getvalue(), err.getvalue())
-
-
-async def sfoauth_process(env: dict[str, str], *argv: str, module: bool = False) -> Ran:
-    """Run the installed console script (or ``python -m sfoauth_async``) in a subprocess."""
-    if not module and not SFOAUTH.exists():
-        pytest.fail(f"the console script is not installed at {SFOAUTH}: pip install -e .")
-    command = [sys.executable, "-m", "sfoauth_async"] if module else [str(SFOAUTH)]
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        *argv,
-        env={"PATH": "/usr/bin:/bin", **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return Ran(process.returncode, out.decode(), err.decode())
 
 
 @pytest.fixture
@@ -182,7 +144,7 @@ async def test_password_flow_warns_in_one_line(fake_org, config) -> None:
     assert ran.err.count("\n") == 1
 
 
-async def test_options_override_variables(fake_org, cc_env) -> None:
+async def test_options_override_variables(cc_env) -> None:
     """--client-secret wins over SF_CLIENT_SECRET: a wrong option makes the login fail."""
     ran = await sfoauth(cc_env, "token", "--client-secret", "wrong")
     assert ran.code == 1
@@ -245,7 +207,7 @@ async def test_introspect_says_active_then_inactive(fake_org, cc_env) -> None:
 # -- check ----------------------------------------------------------------------------------
 
 
-async def test_check_says_everything_works(fake_org, cc_env) -> None:
+async def test_check_says_everything_works(cc_env) -> None:
     """`check` gets a token and calls versions, resources and limits: all ok, exit 0."""
     ran = await sfoauth(cc_env, "check")
     assert ran.code == 0, ran.out + ran.err
@@ -312,7 +274,7 @@ async def test_revoke_ends_the_token_and_forgets_it(fake_org, cc_env) -> None:
     assert fake_org.stats.token_requests_total == 2
 
 
-async def test_revoke_of_a_refresh_token_ends_the_grant(fake_org, rt_env) -> None:
+async def test_revoke_of_a_refresh_token_ends_the_grant(rt_env) -> None:
     """For a refresh token grant, the refresh token is revoked: the grant is dead afterwards."""
     await sfoauth(rt_env, "token")
     ran = await sfoauth(rt_env, "logout")
@@ -340,7 +302,7 @@ async def test_missing_configuration_exits_2_in_one_line(config) -> None:
     assert "sfoauth login --web" in ran.err
 
 
-async def test_refused_credentials_exit_1_with_salesforces_error(fake_org, cc_env) -> None:
+async def test_refused_credentials_exit_1_with_salesforces_error(cc_env) -> None:
     """invalid_client: Salesforce's error and what to check, exit 1; --verbose adds details."""
     env = cc_env | {"SF_CLIENT_SECRET": "wrong-secret"}
     ran = await sfoauth(env, "token")
@@ -368,7 +330,7 @@ async def test_unreachable_salesforce_exits_3(cc_env) -> None:
 async def test_a_bug_exits_4_and_verbose_shows_the_traceback(monkeypatch, cc_env) -> None:
     """An unexpected exception is an internal error: exit 4, a traceback only with --verbose."""
 
-    async def broken(*args: object, **kwargs: object) -> int:
+    async def broken(*_: object, **__: object) -> int:
         raise KeyError("boom")
 
     monkeypatch.setattr(_cli_commands, "token", broken)
@@ -427,7 +389,7 @@ async def test_console_script_token_json(fake_org, cc_env) -> None:
     assert fake_org.app.client_secret not in ran.out + ran.err
 
 
-async def test_python_dash_m_is_the_same_command_line(fake_org, cc_env) -> None:
+async def test_python_dash_m_is_the_same_command_line(cc_env) -> None:
     """`python -m sfoauth_async whoami` runs the same CLI."""
     ran = await sfoauth_process(cc_env, "whoami", module=True)
     assert ran.code == 0, ran.err
@@ -442,7 +404,7 @@ async def test_console_script_error_has_no_traceback(config) -> None:
     assert "Traceback" not in ran.err
 
 
-async def test_console_script_refusal_is_one_line(fake_org, cc_env) -> None:
+async def test_console_script_refusal_is_one_line(cc_env) -> None:
     """A refused login in a real process: exactly one stderr line (the library's log is quiet)."""
     ran = await sfoauth_process(cc_env | {"SF_CLIENT_SECRET": "wrong"}, "token")
     assert ran.code == 1

@@ -1,4 +1,4 @@
-"""`flow_from_env`: every grant from SF_* variables, the order, and every missing-variable message."""
+"""`flow_from_env`: every grant from SF_* variables, the order, every missing-variable message."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def key_file(fake_org: FakeSalesforceOrg, tmp_path) -> str:
 
 
 def without(values: dict[str, str], *names: str) -> dict[str, str]:
+    """``values`` less ``names``."""
     return {name: value for name, value in values.items() if name not in names}
 
 
@@ -64,7 +65,7 @@ async def test_jwt_bearer_comes_second_and_works(fake_org, key_file) -> None:
 
 
 async def test_jwt_bearer_from_pem_text_with_escaped_newlines(fake_org) -> None:
-    """SF_PRIVATE_KEY holds PEM text, also on one line with literal \\n as CI stores keep it."""
+    """SF_PRIVATE_KEY holds PEM text, also on one line with escaped newlines, as in CI stores."""
     one_line = fake_org.private_key_pem.decode().replace("\n", "\\n")
     values = {
         "SF_CLIENT_ID": fake_org.app.client_id,
