@@ -30,7 +30,7 @@ from ._cli_config import (
     resolve_credentials,
 )
 from ._cli_login import DEFAULT_REDIRECT_URI, login_web
-from ._duration import parse_duration_s
+from ._duration import duration_argument
 from ._env import AUTOMATIC_ORDER, ENV_VARIABLES, SECRET_VARIABLES, FlowName
 from ._errors import ConfigurationError, SFOAuthError, StoreError
 
@@ -77,13 +77,6 @@ def _positive(value: str) -> float:
     return number
 
 
-def _duration(value: str) -> float:
-    try:
-        return parse_duration_s(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _version() -> str:
     from . import __version__  # noqa: PLC0415 - the package imports this module
 
@@ -92,7 +85,8 @@ def _version() -> str:
 
 def _general_options() -> argparse.ArgumentParser:
     general = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS: a subcommand's default must not undo `sfoauth --verbose <command>`.
+    # SUPPRESS: a subcommand's default must not undo `sfoauth --verbose <command>` (the
+    # options are on the main parser and on each subcommand).
     general.add_argument(
         "-v",
         "--verbose",
@@ -103,6 +97,7 @@ def _general_options() -> argparse.ArgumentParser:
     general.add_argument(
         "--config-dir",
         metavar="DIR",
+        default=argparse.SUPPRESS,
         help=f"where tokens.json and login.json live (${CONFIG_DIR_ENV}, or the user config dir)",
     )
     return general
@@ -140,7 +135,7 @@ def _token_options() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--session-timeout",
-        type=_duration,
+        type=duration_argument,
         default=7200.0,
         metavar="DURATION",
         help="the org's session timeout, for the token's expiry: 900, 30m, 2h (2h)",
@@ -235,14 +230,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     login.add_argument(
         "--timeout",
-        type=_duration,
+        type=duration_argument,
         default=300.0,
         metavar="DURATION",
         help="how long to wait for the browser to come back (5m)",
     )
     login.add_argument(
         "--session-timeout",
-        type=_duration,
+        type=duration_argument,
         default=7200.0,
         metavar="DURATION",
         help="the org's session timeout, for the token's expiry (2h)",
@@ -329,7 +324,7 @@ async def _dispatch(
             out=out,
         )
         return ExitCode.OK if result.failed == 0 else ExitCode.REFUSED
-    directory = config_dir(env, args.config_dir)
+    directory = config_dir(env, getattr(args, "config_dir", None))
     options = {name: getattr(args, name, None) for name in ENV_VARIABLES}
     if args.command == "login":
         login = await login_web(

@@ -235,7 +235,7 @@ async def whoami(ctx: Context, *, as_json: bool) -> int:
             ("Email", info.get("email")),
             ("User ID", info.get("user_id")),
             ("Org ID", info.get("organization_id")),
-            ("Active", {True: "yes", False: "no"}.get(bool(info.get("active")), "unknown")),
+            ("Active", "yes" if info.get("active") else "no"),
         ]
     )
     return ExitCode.OK

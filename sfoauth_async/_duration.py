@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 
-__all__ = ["parse_duration_s"]
+__all__ = ["duration_argument", "parse_duration_s"]
 
 _DURATION = re.compile(r"\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[smh]?)\s*", re.IGNORECASE)
 _UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -29,3 +30,17 @@ def parse_duration_s(text: str) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"{text!r} is not a positive duration")
     return seconds
+
+
+def duration_argument(text: str) -> float:
+    """`parse_duration_s` as an argparse ``type=``: errors become usage errors.
+
+    Example:
+        ```python
+        parser.add_argument("--timeout", type=duration_argument, default=300.0)
+        ```
+    """
+    try:
+        return parse_duration_s(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

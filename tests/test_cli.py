@@ -89,6 +89,19 @@ async def test_token_is_saved_and_reused(fake_org, cc_env, config) -> None:
     assert (config / "tokens.json").stat().st_mode & 0o777 == 0o600
 
 
+async def test_general_options_work_before_and_after_the_command(
+    fake_org, cc_env, tmp_path
+) -> None:
+    """--config-dir and --verbose are taken before the command as well as after it."""
+    env = {k: v for k, v in cc_env.items() if k != "SFOAUTH_CONFIG_DIR"}
+    before = await sfoauth(env, "--config-dir", str(tmp_path / "a"), "--verbose", "token")
+    after = await sfoauth(env, "token", "--config-dir", str(tmp_path / "a"), "-v")
+    assert before.out == after.out
+    assert "sfoauth: INFO: " in before.err
+    assert (tmp_path / "a" / "tokens.json").exists()
+    assert fake_org.stats.token_requests_total == 1
+
+
 async def test_no_store_logs_in_every_time(fake_org, cc_env, config) -> None:
     """With --no-store, each call is a new login and nothing is written."""
     await sfoauth(cc_env, "token", "--no-store")
@@ -97,12 +110,10 @@ async def test_no_store_logs_in_every_time(fake_org, cc_env, config) -> None:
     assert not config.exists()
 
 
-@pytest.mark.parametrize("grant", ["client_credentials", "refresh_token", "jwt_bearer", "password"])
-async def test_token_json_never_shows_a_secret(grant, fake_org, config, tmp_path) -> None:
-    """`token --json` has the token's fields, and no secret, refresh token or key, for any grant."""
-    key_file = tmp_path / "server.key"
-    key_file.write_bytes(fake_org.private_key_pem)
-    env = {
+@pytest.fixture
+def all_env(fake_org: FakeSalesforceOrg, config: Path) -> dict[str, str]:
+    """Every SF_* variable of the fake org's default app and user."""
+    return {
         "SF_CLIENT_ID": fake_org.app.client_id,
         "SF_CLIENT_SECRET": fake_org.app.client_secret,
         "SF_USERNAME": fake_org.user.username,
@@ -113,6 +124,12 @@ async def test_token_json_never_shows_a_secret(grant, fake_org, config, tmp_path
         "SF_LOGIN_URL": fake_org.my_domain_url,
         "SFOAUTH_CONFIG_DIR": str(config),
     }
+
+
+@pytest.mark.parametrize("grant", ["client_credentials", "refresh_token", "jwt_bearer", "password"])
+async def test_token_json_never_shows_a_secret(grant, fake_org, all_env) -> None:
+    """`token --json` has the token's fields, and no secret, refresh token or key, for any grant."""
+    env = all_env
     ran = await sfoauth(env, "token", "--json", "--flow", grant)
     assert ran.code == 0, ran.err
     data = json.loads(ran.out)
@@ -127,17 +144,9 @@ async def test_token_json_never_shows_a_secret(grant, fake_org, config, tmp_path
         assert secret not in ran.out + ran.err
 
 
-async def test_password_flow_warns_in_one_line(fake_org, config) -> None:
+async def test_password_flow_warns_in_one_line(fake_org, all_env) -> None:
     """The deprecated grant works, with one `sfoauth: warning:` line on stderr."""
-    env = {
-        "SF_CLIENT_ID": fake_org.app.client_id,
-        "SF_CLIENT_SECRET": fake_org.app.client_secret,
-        "SF_USERNAME": fake_org.user.username,
-        "SF_PASSWORD": fake_org.user.password,
-        "SF_SECURITY_TOKEN": fake_org.user.security_token,
-        "SF_LOGIN_URL": fake_org.login_url,
-        "SFOAUTH_CONFIG_DIR": str(config),
-    }
+    env = all_env | {"SF_LOGIN_URL": fake_org.login_url}
     ran = await sfoauth(env, "token", "--flow", "password")
     assert ran.code == 0, ran.err
     assert ran.err.startswith("sfoauth: warning: The username-password flow is deprecated")

@@ -37,7 +37,7 @@ from typing import Any, TextIO
 
 from aiohttp import web
 
-from .._duration import parse_duration_s
+from .._duration import duration_argument
 from ._faults import Fault
 from ._org import FakeSalesforceOrg
 
@@ -212,13 +212,6 @@ def _port(value: str) -> int:
     return number
 
 
-def _seconds(value: str) -> float:
-    try:
-        return parse_duration_s(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sfoauth_async.testing",
@@ -241,7 +234,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--session-lifetime",
-        type=_seconds,
+        type=duration_argument,
         default=7200.0,
         metavar="S",
         help="how long access tokens work: seconds, or 90s, 30m, 2h (2h)",
