@@ -248,6 +248,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def open_in_browser(url: str) -> bool:
+    """Open ``url`` in the user's browser; ``False`` when there is none to open.
+
+    Example:
+        ```python
+        if not open_in_browser(url):
+            print(url)
+        ```
+    """
+    graphical = ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
+    if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in graphical):
+        # Without a display, webbrowser falls back to console browsers (lynx, w3m) that
+        # would take over this terminal: the caller prints the URL instead.
+        return False
+    return webbrowser.open(url)
+
+
 def exit_code_for(exc: BaseException) -> int:
     """The exit status an error stands for (see `ExitCode`)."""
     code: int = ExitCode.INTERNAL
@@ -383,7 +400,7 @@ async def run(
     env: Mapping[str, str] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
-    open_url: Callable[[str], bool] | None = webbrowser.open,
+    open_url: Callable[[str], bool] | None = open_in_browser,
 ) -> int:
     """Run one command on the running event loop; returns the exit status.
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from run_cli import SFOAUTH, Ran, sfoauth
 
-from sfoauth_async._cli import run
+from sfoauth_async._cli import open_in_browser, run
 from sfoauth_async.testing import FakeSalesforceOrg
 
 
@@ -241,3 +241,16 @@ async def test_no_answer_in_time_exits_1(web_env) -> None:
 def test_sfoauth_is_on_the_path_of_this_venv() -> None:
     """The console script the subprocess tests run exists next to this Python."""
     assert SFOAUTH.exists(), sys.executable
+
+
+def test_no_display_means_no_browser(monkeypatch) -> None:
+    """On Linux without a display, no console browser takes over the terminal: False."""
+    opened: list[str] = []
+    monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or True)
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert open_in_browser("http://127.0.0.1:1/x") is False
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert open_in_browser("http://127.0.0.1:1/x") is True
+    assert opened == ["http://127.0.0.1:1/x"]
