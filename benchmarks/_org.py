@@ -1,8 +1,15 @@
-"""The client side of `benchmarks.org_server`: start it, read its JSON, send it commands."""
+"""The fake org in its own process, as the product ships it, plus the echo server.
+
+`OrgProcess` starts ``python -m sfoauth_async.testing serve`` (no login rate limit, the daily
+API limit out of reach) and ``python -m benchmarks.echo_server``, reads their JSON lines, and
+drives the org through its control site.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import signal
 import subprocess
 import sys
 import urllib.parse
@@ -30,7 +37,7 @@ class OrgInfo:
     username: str
     password: str
     security_token: str
-    private_key_pem: str
+    private_key_file: str
 
     def client_credentials_flow(self) -> ClientCredentialsFlow:
         """A new flow object each time, so each session gets its own `Refresher`."""
@@ -54,23 +61,45 @@ class OrgProcess:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[str] | None = None
+        self._echo: subprocess.Popen[str] | None = None
         self.info: OrgInfo | None = None
 
-    def __enter__(self) -> Self:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.org_server"],
-            cwd=_ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+    @staticmethod
+    def _start(*argv: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *argv], cwd=_ROOT, stdout=subprocess.PIPE, text=True
         )
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
         if not line:
-            self._proc.wait(timeout=10)
-            raise RuntimeError(f"benchmarks.org_server exited with {self._proc.returncode}")
-        self.info = OrgInfo(**json.loads(line))
+            proc.wait(timeout=10)
+            raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}")
+        announced: dict[str, Any] = json.loads(line)
+        return proc, announced
+
+    def __enter__(self) -> Self:
+        self._proc, org = self._start(
+            "sfoauth_async.testing", "serve", "--no-login-rate-limit", "--api-limit", str(10**12)
+        )
+        try:
+            self._echo, echo = self._start("benchmarks.echo_server")
+        except BaseException:
+            self._stop(self._proc)
+            raise
+        wanted = {f.name for f in dataclasses.fields(OrgInfo)}
+        self.info = OrgInfo(**{k: v for k, v in {**org, **echo}.items() if k in wanted})
         return self
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen[str] | None) -> None:
+        if proc is None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
     def __exit__(
         self,
@@ -79,15 +108,9 @@ class OrgProcess:
         tb: TracebackType | None,
     ) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        echo, self._echo = self._echo, None
+        self._stop(echo)
+        self._stop(proc)
 
     @property
     def pid(self) -> int:

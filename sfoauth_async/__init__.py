@@ -39,6 +39,7 @@ from ._authorization_code import AuthorizationCodeFlow, AuthorizationRequest
 from ._client_credentials import ClientCredentialsFlow
 from ._collections import RecordError, RecordResult
 from ._endpoint import HttpSettings
+from ._env import flow_from_env
 from ._errors import (
     AuthorizationDeniedError,
     AuthorizationError,
@@ -167,7 +168,26 @@ __all__ = [
     "UnableToLockRowError",
     "UnsupportedGrantTypeError",
     "WrongDomainError",
+    "flow_from_env",
 ]
+
+
+def __getattr__(name: str) -> str:
+    """``sfoauth_async.__version__``: the installed distribution's version (as stamina does).
+
+    Example:
+        ```python
+        import sfoauth_async
+
+        print(sfoauth_async.__version__)  # e.g. 0.1.0
+        ```
+    """
+    if name == "__version__":
+        from importlib.metadata import version  # noqa: PLC0415 - only when asked
+
+        return version("sfoauth-async")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # Public names read as sfoauth_async.X in reprs, tracebacks and docs, not as private modules.
 for _name in __all__:

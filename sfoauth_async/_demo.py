@@ -139,7 +139,7 @@ async def run_demo(
         lifetime_s: Session lifetime of the fake org, and the session timeout we configure.
         think_s: Mean pause of a task between two requests.
         out: Where the report goes (default stdout).
-        progress: Where the progress bar goes (default stderr; ``None`` output if closed).
+        progress: Where the progress bar goes (default stderr); drawn only on a terminal.
 
     Example:
         ```python
@@ -185,16 +185,20 @@ async def run_demo(
                     await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
 
             workers = [asyncio.create_task(worker()) for _ in range(tasks)]
+            # \r frames only redraw a terminal; in a file or a pipe they are noise.
+            frames = progress.isatty()
             while not all(w.done() for w in workers):
                 await asyncio.wait(workers, timeout=0.25)
                 elapsed = min(time.monotonic() - started, seconds)
-                progress.write(
-                    f"\r  [{_bar(elapsed, seconds)}] {elapsed:5.1f}/{seconds:g} s  "
-                    f"requests {result.requests:>7}  token requests "
-                    f"{org.stats.token_requests_total:>3}  401s {org.stats.unauthorized:>3}"
-                )
-                progress.flush()
-            progress.write("\n")
+                if frames:
+                    progress.write(
+                        f"\r  [{_bar(elapsed, seconds)}] {elapsed:5.1f}/{seconds:g} s  "
+                        f"requests {result.requests:>7}  token requests "
+                        f"{org.stats.token_requests_total:>3}  401s {org.stats.unauthorized:>3}"
+                    )
+                    progress.flush()
+            if frames:
+                progress.write("\n")
             await asyncio.gather(*workers)
             result.seconds = time.monotonic() - started
             result.token_requests = org.stats.token_requests_total

@@ -271,7 +271,7 @@ class _Refusing:
         self.exc = exc
         self.connection_pool = None
 
-    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - any redis command
+    def __getattr__(self, name: str) -> Any:
         async def command(*_: object, **__: object) -> None:
             raise self.exc
 

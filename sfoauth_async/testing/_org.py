@@ -191,6 +191,8 @@ class FakeSalesforceOrg:
         password_flow_enabled: ``False`` answers the password grant with
             ``invalid_grant`` / ``authentication failure``, as orgs made since Summer '23 do.
         clock: Seconds since the epoch; pass a fake clock to move time without sleeping.
+        login_port: The port of `login_url`; ``0`` (default) for a free one.
+        my_domain_port: The port of `my_domain_url`; ``0`` (default) for a free one.
 
     Example:
         ```python
@@ -222,6 +224,8 @@ class FakeSalesforceOrg:
         jwt_access_tokens: bool = False,
         password_flow_enabled: bool = True,
         clock: Callable[[], float] = time.time,
+        login_port: int = 0,
+        my_domain_port: int = 0,
     ) -> None:
         if session_lifetime < timedelta(0):
             raise ValueError(f"session_lifetime must not be negative, got {session_lifetime}.")
@@ -240,6 +244,10 @@ class FakeSalesforceOrg:
         self.jwt_access_tokens = jwt_access_tokens
         self.password_flow_enabled = password_flow_enabled
         self.clock = clock
+        for name, port in (("login_port", login_port), ("my_domain_port", my_domain_port)):
+            if not 0 <= port <= 65535:
+                raise ValueError(f"{name} must be 0 (a free port) to 65535, got {port!r}.")
+        self._ports: dict[Site, int] = {"login": login_port, "my_domain": my_domain_port}
         self.api_usage = 0
         """Authenticated API calls so far, reported in ``Sforce-Limit-Info``; settable."""
         self.api_limit = 100_000
@@ -272,10 +280,11 @@ class FakeSalesforceOrg:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind both sites to free ports on ``127.0.0.1`` and start serving.
+        """Bind both sites on ``127.0.0.1`` (free ports unless given) and start serving.
 
         Raises:
             RuntimeError: Already started, or closed (a closed org cannot start again).
+            OSError: A port given to the constructor is in use.
 
         Example:
             ```python
@@ -305,7 +314,7 @@ class FakeSalesforceOrg:
                 )
                 await runner.setup()
                 self._runners.append(runner)
-                await web.TCPSite(runner, "127.0.0.1", 0).start()
+                await web.TCPSite(runner, "127.0.0.1", self._ports[site]).start()
                 port = runner.addresses[0][1]
                 self._urls[site] = f"http://127.0.0.1:{port}"
         except BaseException:
@@ -667,6 +676,20 @@ class FakeSalesforceOrg:
             sobject, count, seed=seed, prefix=KEY_PREFIXES.get(sobject.lower(), "a00")
         )
         return GeneratedIds(table)
+
+    def clear_records(self) -> None:
+        """Forget every stored and deleted record, and open query cursors; seeded tables stay.
+
+        Example:
+            ```python
+            org.clear_records()
+            assert org.get_record(account_id) is None
+            ```
+        """
+        self._records.clear()
+        self._data.recycle_bin.clear()
+        self._data.cursors.clear()
+        self._data.forget_indexes()
 
     def get_record(self, record_id: str) -> dict[str, Any] | None:
         """The fields of a stored record (``Id`` included), or ``None``.
