@@ -21,11 +21,8 @@ after the policy's time budget, retrying stops and the last answer stands.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import logging
-import math
-from datetime import UTC, datetime
 
 import aiohttp
 import tenacity
@@ -33,9 +30,9 @@ from aiohttp import ClientRequest, ClientResponse, hdrs
 from aiohttp.payload import Payload
 
 from ._api_errors import error_list, is_concurrency_limit
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, retry_after_s
 
-__all__ = ["IDEMPOTENT_METHODS", "Retryable", "api_retrying", "retry_after_s", "retryable_answer"]
+__all__ = ["IDEMPOTENT_METHODS", "Retryable", "api_retrying", "retryable_answer"]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
@@ -117,31 +114,6 @@ def retryable_exception(method: str, exc: BaseException) -> bool:
     if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
         return True  # no connection, so nothing was sent: safe for any method
     return method in IDEMPOTENT_METHODS and isinstance(exc, aiohttp.ClientConnectionError)
-
-
-def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | None:
-    """A ``Retry-After`` value in seconds (delay-seconds or an HTTP date), or ``None``.
-
-    Example:
-        ```python
-        assert retry_after_s("3") == 3.0
-        assert retry_after_s("soon") is None
-        ```
-    """
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 class _Wait(tenacity.wait.wait_base):

@@ -37,6 +37,7 @@ from ._errors import (
     oauth_error_from_response,
 )
 from ._limits import MAX_BODY_BYTES, loads_limited, read_capped
+from ._retry import retry_after_s
 from ._untrusted import printable
 
 __all__ = [
@@ -216,9 +217,19 @@ def _decode_error_body(content_type: str, text: str) -> Mapping[str, Any] | None
 
 
 def interpret(
-    status: int, content_type: str, text: str, *, url: str, allow_empty: bool = False
+    status: int,
+    content_type: str,
+    text: str,
+    *,
+    url: str,
+    allow_empty: bool = False,
+    retry_after: str | None = None,
+    bearer: bool = False,
 ) -> Mapping[str, Any]:
     """Turn a raw OAuth endpoint answer into data, or raise the error it stands for.
+
+    Only an OAuth error body (``{"error": ...}``) is a refusal of the credential; a 3xx,
+    or a 4xx page without one (a proxy's, a firewall's), is not.
 
     Args:
         status: The HTTP status.
@@ -226,9 +237,13 @@ def interpret(
         text: The response body.
         url: The endpoint, for messages.
         allow_empty: Whether an empty 2xx body is a success (``revoke`` answers so).
+        retry_after: The answer's ``Retry-After`` header, if any.
+        bearer: Whether the request carried a bearer token (userinfo, identity URL): a bare
+            401 or 403 then means the token was refused.
 
     Raises:
-        OAuthError: A 4xx with an OAuth error body (the subclass says which).
+        OAuthError: A 4xx with an OAuth error body (the subclass says which); a bare 401 or
+            403 to a bearer request (`InvalidTokenError`).
         TokenEndpointUnavailableError: 5xx, 408, 425, 429, or an HTML maintenance page.
         InvalidTokenResponseError: Anything else that is not the expected JSON object.
 
@@ -246,6 +261,7 @@ def interpret(
             f"persists, check https://status.salesforce.com.",
             status=status,
             url=url,
+            retry_after_s=retry_after_s(retry_after),
         )
     if 200 <= status < 300:
         if not text.strip():
@@ -274,10 +290,12 @@ def interpret(
             status=status,
             url=url,
         )
-    raise _error_for(status, content_type, text, url=url)
+    raise _error_for(status, content_type, text, url=url, bearer=bearer)
 
 
-def _error_for(status: int, content_type: str, text: str, *, url: str) -> TokenRequestError:
+def _error_for(
+    status: int, content_type: str, text: str, *, url: str, bearer: bool
+) -> TokenRequestError:
     body = _decode_error_body(content_type, text)
     if body is not None and isinstance(body.get("error"), str):
         code = body["error"]
@@ -294,7 +312,7 @@ def _error_for(status: int, content_type: str, text: str, *, url: str) -> TokenR
             status=status,
             url=url,
         )
-    if status in (401, 403):
+    if status in (401, 403) and bearer:
         # userinfo and the identity URL answer a bad bearer token without an OAuth body.
         return InvalidTokenError(
             f"Salesforce refused the token or credentials at {url} (HTTP {status}): an "
@@ -312,9 +330,11 @@ def _error_for(status: int, content_type: str, text: str, *, url: str) -> TokenR
             status=status,
             url=url,
         )
+    # Not a refusal of the credential: a proxy's or firewall's page, or the wrong host.
     return InvalidTokenResponseError(
-        f"Salesforce answered HTTP {status} from {url} without an OAuth error body. Check "
-        f"that login_url is your Salesforce login, My Domain or Experience Cloud site URL.",
+        f"{url} answered HTTP {status} without an OAuth error body: a proxy or firewall on "
+        f"the way may have answered, or login_url is not your Salesforce login, My Domain or "
+        f"Experience Cloud site URL. Tried again after the cooldown.",
         status=status,
         url=url,
     )
@@ -328,6 +348,7 @@ async def _send(
     allow_empty: bool,
     timeout_s: float | None,
     connect_timeout_s: float | None = None,
+    bearer: bool = False,
     **kwargs: Any,  # noqa: ANN401 - aiohttp's request options, passed through
 ) -> OAuthResponse:
     timeout = aiohttp.ClientTimeout(
@@ -364,6 +385,7 @@ async def _send(
                 received_at = datetime.now(UTC)
                 status = resp.status
                 content_type = resp.headers.get("Content-Type", "").lower()
+                retry_after = resp.headers.get(hdrs.RETRY_AFTER)
     except TokenRequestError:
         raise
     except (aiohttp.ClientError, TimeoutError, OSError, RuntimeError) as exc:
@@ -374,13 +396,21 @@ async def _send(
             "after it was sent: Salesforce may have received it" if sent else "before it was sent"
         )
         raise TokenEndpointConnectionError(
-            f"The request to {url} {kind} {when} ({type(exc).__name__}: {exc}). If it "
-            f"persists, check the network, proxy and TLS settings.",
+            f"The request to {url} {kind} {when} ({type(exc).__name__}: {printable(str(exc))}). If "
+            f"it persists, check the network, proxy and TLS settings.",
             url=url,
             request_sent=sent,
         ) from exc
     text = raw.decode("utf-8", errors="replace")
-    data = interpret(status, content_type, text, url=url, allow_empty=allow_empty)
+    data = interpret(
+        status,
+        content_type,
+        text,
+        url=url,
+        allow_empty=allow_empty,
+        retry_after=retry_after,
+        bearer=bearer,
+    )
     return OAuthResponse(status, data, received_at)
 
 
@@ -472,5 +502,6 @@ async def get_json(
             hdrs.AUTHORIZATION: f"Bearer {bearer}",
         },
         allow_empty=False,
+        bearer=True,
         timeout_s=timeout_s,
     )

@@ -28,6 +28,7 @@ SFOAuthError
 ├── SignatureMismatchError               the response signature does not match id + issued_at
 ├── RefreshCooldownError                 a refresh just failed; not retried until the cooldown ends
 ├── SessionClosedError                   the last session closed while this call waited
+├── InstanceChangedError                 a URL names the instance the org moved away from
 ├── CredentialForgottenError             the credential was forgotten (logged out) fleet-wide
 ├── StoreError                           a token store could not load, save or lock
 │   ├── StoreUnavailableError            the store's backend is down, full or read-only
@@ -62,6 +63,7 @@ __all__ = [
     "CredentialForgottenError",
     "InactiveOrgError",
     "InactiveUserError",
+    "InstanceChangedError",
     "InstanceUrlError",
     "InvalidCallbackError",
     "InvalidClientError",
@@ -377,16 +379,32 @@ class InvalidTokenError(OAuthError):
 class TokenEndpointUnavailableError(TokenRequestError):
     """Salesforce is unavailable: 5xx, 408, 425, 429, ``server_error`` or a maintenance page.
 
-    Transient: the refresher retries it with jittered exponential backoff.
+    Transient: the refresher retries it with jittered exponential backoff, or after the
+    ``Retry-After`` the answer gave, within its time budget. Nothing was done: a refresh
+    token sent with the request is still valid.
+
+    Attributes:
+        retry_after_s: What the answer's ``Retry-After`` asked for, in seconds, if it did.
 
     Example:
         ```python
         except TokenEndpointUnavailableError as exc:
-            print("Salesforce is unavailable:", exc.status)
+            print("Salesforce is unavailable:", exc.status, exc.retry_after_s)
         ```
     """
 
     transient = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        url: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, url=url)
+        self.retry_after_s = retry_after_s
 
 
 class TokenEndpointConnectionError(TokenRequestError):
@@ -563,6 +581,33 @@ class SessionClosedError(SFOAuthError):
             log.info("shutting down: request abandoned")
         ```
     """
+
+
+class InstanceChangedError(SFOAuthError):
+    """A request names the instance the org has moved away from: it is not signed or sent.
+
+    A refresh can answer a new ``instance_url`` (an org migration, a My Domain change).
+    `AsyncSession` resolves relative paths (``"limits/"``, ``"/services/..."``) against the
+    current token, and sends them again to the new instance by itself when they were on
+    their way to the old one. An absolute URL of the old instance would get a 401 there, or
+    go out without a bearer: it is refused with this error instead. Build URLs from
+    ``sf.token.instance_url``, or use relative paths.
+
+    Attributes:
+        old_instance_url: The instance the request named.
+        new_instance_url: The org's instance now.
+
+    Example:
+        ```python
+        except InstanceChangedError as exc:
+            url = exc.new_instance_url + "/services/data/v67.0/limits/"
+        ```
+    """
+
+    def __init__(self, message: str, *, old_instance_url: str, new_instance_url: str) -> None:
+        super().__init__(message)
+        self.old_instance_url = old_instance_url
+        self.new_instance_url = new_instance_url
 
 
 class CredentialForgottenError(SFOAuthError):

@@ -26,6 +26,7 @@ __all__ = [
     "MAX_TOKEN_CHARS",
     "loads_limited",
     "read_capped",
+    "read_kept",
 ]
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -186,6 +187,24 @@ async def read_capped(
         # No bytes at all is an empty body (a 204, an empty revoke answer), not a broken one.
         raise _undecodable(resp, f"truncated {encoding} data")
     return bytes(inflater.output)
+
+
+async def read_kept(resp: aiohttp.ClientResponse, *, limit_bytes: int = MAX_BODY_BYTES) -> bytes:
+    """`read_capped`, keeping the body for the response's own ``read``/``text``/``json``.
+
+    For answers that go back to the caller after we looked at them (a 401 the middleware
+    examined). aiohttp keeps a read body in ``ClientResponse._body``; this fills the same
+    place, so the caller reads the body we read.
+
+    Example:
+        ```python
+        body = await read_kept(resp)
+        assert await resp.read() == body
+        ```
+    """
+    if resp._body is None:
+        resp._body = await read_capped(resp, limit_bytes=limit_bytes)
+    return resp._body
 
 
 def _depth_exceeds(value: object, max_depth: int) -> bool:

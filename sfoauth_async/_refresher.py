@@ -222,6 +222,8 @@ class Refresher:
         self._dead: SFOAuthError | None = None
         self._unknown: RefreshOutcomeUnknownError | None = None
         self._users = 0
+        self.former_instance_urls: tuple[str, ...] = ()
+        """The instance URLs of earlier tokens that the org has since moved away from."""
         self._fleet: Fleet | None = None
         if store is not None:
             assert self._store_key is not None
@@ -383,6 +385,26 @@ class Refresher:
                     self._start_flight("refresh ahead of expiry")
                 return token
         return await self._wait_for_flight()
+
+    def fresh_token(self) -> Token | None:
+        """The current token if it needs no refresh yet, else ``None``: never waits.
+
+        The synchronous fast path of `get_token`, for code that runs on every request:
+        when it answers ``None``, await `get_token`.
+
+        Example:
+            ```python
+            token = refresher.fresh_token() or await refresher.get_token()
+            ```
+        """
+        token = self._token
+        if (
+            token is not None
+            and token.access_token != self._invalid
+            and time.monotonic() < self._refresh_at
+        ):
+            return token
+        return None
 
     def invalidate(self, token: Token) -> bool:
         """Mark ``token`` as rejected by Salesforce, if it is still the current token.
@@ -611,6 +633,14 @@ class Refresher:
 
     def _set(self, token: Token, generation: int) -> None:
         refresh_at, usable_until, ahead = self._windows(token)
+        current = self._token
+        if current is not None and current.instance_url != token.instance_url:
+            # The org moved: remember where it was, so that requests still on their way
+            # there are recognised (and sent again, or refused), never sent unsigned.
+            self.former_instance_urls = (
+                *self.former_instance_urls[-7:],
+                current.instance_url,
+            )
         self._token = token
         self._generation = generation
         self._invalid = None

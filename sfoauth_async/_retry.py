@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import email.utils
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import tenacity
 
 from ._errors import ConfigurationError, LoginRateExceededError, SFOAuthError
 
-__all__ = ["RetryPolicy", "is_retryable"]
+__all__ = ["RetryPolicy", "is_retryable", "retry_after_s"]
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -31,13 +33,57 @@ def is_retryable(exc: BaseException) -> bool:
     )
 
 
+def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | None:
+    """A ``Retry-After`` value in seconds (delay-seconds or an HTTP date), or ``None``.
+
+    Example:
+        ```python
+        assert retry_after_s("3") == 3.0
+        assert retry_after_s("soon") is None
+        ```
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+class _WaitOrRetryAfter(tenacity.wait.wait_base):
+    """The server's ``Retry-After`` when the error carries one, else full-jitter backoff."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self._backoff = tenacity.wait_random_exponential(multiplier=initial_s, max=max_s)
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        told = getattr(exc, "retry_after_s", None)
+        if isinstance(told, float | int) and math.isfinite(told):
+            return max(float(told), 0.0)
+        return float(self._backoff(retry_state))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
     """Retries of one refresh, and the rest after a refresh failed.
 
     A refresh sends up to ``attempts`` token requests, each limited to
     ``attempt_timeout_s``, all within ``total_timeout_s``, waiting a random, exponentially
-    growing time (full jitter, from ``wait_initial_s`` up to ``wait_max_s``) between them.
+    growing time (full jitter, from ``wait_initial_s`` up to ``wait_max_s``) between them,
+    or the time a ``Retry-After`` of Salesforce's asks for (when that would end past
+    ``total_timeout_s``, the refresh ends at once with that error). A refresh token that may
+    have reached Salesforce is never sent again, and its request is not cut short by
+    ``attempt_timeout_s``: only by ``total_timeout_s`` (see `RefreshOutcomeUnknownError`).
     Only transient failures are retried. When a refresh fails, no new one starts for
     ``cooldown_s`` (``login_rate_cooldown_s`` after ``login rate exceeded``), so a storm of
     callers cannot turn into a storm of logins.
@@ -121,12 +167,12 @@ class RetryPolicy:
         """
         return tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception(is_retryable),
+            # stop_before_delay: a Retry-After that would end past the budget ends the
+            # refresh now, with the error that said so, rather than a sleep in vain.
             stop=(
                 tenacity.stop_after_attempt(self.attempts)
-                | tenacity.stop_after_delay(self.total_timeout_s)
+                | tenacity.stop_before_delay(self.total_timeout_s)
             ),
-            wait=tenacity.wait_random_exponential(
-                multiplier=self.wait_initial_s, max=self.wait_max_s
-            ),
+            wait=_WaitOrRetryAfter(self.wait_initial_s, self.wait_max_s),
             reraise=True,
         )

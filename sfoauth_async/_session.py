@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Coroutine, Generator, Iterable, Mapping
 from datetime import timedelta
@@ -21,9 +22,9 @@ from ._collections import (
     upsert_records,
 )
 from ._endpoint import HttpSettings
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, InstanceChangedError
 from ._flow import Flow
-from ._middleware import BearerMiddleware
+from ._middleware import REPLAYED, BearerMiddleware
 from ._query import Query
 from ._refresher import OnNewToken, Refresher, RefresherStats
 from ._retry import RetryPolicy
@@ -33,7 +34,21 @@ from ._usage import APIUsage
 
 __all__ = ["AsyncSession"]
 
+_AIOHTTP_LIMIT = 100  # aiohttp.TCPConnector's default limit of connections
+
 _VERSION = re.compile(r"\d+\.\d+")
+# Only a scheme at the very start makes a URL absolute: "query/?q=... 'https://a.com'" is a
+# path, whatever its query holds.
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _relative_path(url: str | URL) -> str | None:
+    """The path of a relative URL, or ``None`` for an absolute one."""
+    if isinstance(url, URL):
+        return None if url.absolute else str(url)
+    if url[:1] == "/":
+        return url
+    return None if _ABSOLUTE.match(url) else url
 
 
 class _RequestContext(Coroutine[Any, Any, aiohttp.ClientResponse]):
@@ -146,6 +161,7 @@ class AsyncSession:
         raise_for_status: bool = False,
         api_usage_limit: float | None = None,
         api_retry: RetryPolicy | None = None,
+        max_concurrency: int | None = None,
         **kwargs: Any,  # noqa: ANN401 - aiohttp.ClientSession's options, passed through
     ) -> None:
         if not _VERSION.fullmatch(str(api_version)):
@@ -190,6 +206,16 @@ class AsyncSession:
         middlewares = tuple(kwargs.pop("middlewares", ()))
         self._middlewares = (*middlewares, self._api, BearerMiddleware(self._refresher))
         self._kwargs = kwargs
+        if max_concurrency is None:
+            # The connections the pool may open to the one host every call goes to.
+            connector = kwargs.get("connector")
+            limits = [connector.limit, connector.limit_per_host] if connector else [_AIOHTTP_LIMIT]
+            max_concurrency = min((n for n in limits if n), default=None)
+        elif max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}.")
+        self._max_concurrency = max_concurrency
+        self._slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        self._base = ("", "", "")  # instance_url, and the two bases of relative paths
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
         # A token given with a store is shared with the fleet before its first use (the
@@ -304,17 +330,17 @@ class AsyncSession:
         """
         return self._closed
 
-    async def _url(self, url: str | URL) -> str | URL:
-        if isinstance(url, URL):
-            if url.absolute:
-                return url
-            url = str(url)
-        if "://" in url:
-            return url
-        instance_url = (await self._refresher.get_token()).instance_url
-        if url.startswith("/"):
-            return instance_url + url
-        return f"{instance_url}/services/data/v{self._api_version}/{url}"
+    def _resolved(self, token: Token, path: str) -> str:
+        base = self._base
+        if base[0] != token.instance_url:
+            root = token.instance_url
+            base = self._base = (root, root, f"{root}/services/data/v{self._api_version}/")
+        return base[1] + path if path[:1] == "/" else base[2] + path
+
+    async def _to_instance(self, path: str) -> str:
+        refresher = self._refresher
+        token = refresher.fresh_token() or await refresher.get_token()
+        return self._resolved(token, path)
 
     async def _request(
         self,
@@ -325,7 +351,28 @@ class AsyncSession:
         http = self.http
         if self._to_share is not None:
             await self._share_given_token()
-        return await http.request(method, await self._url(url), **kwargs)
+        path = _relative_path(url)
+        slots = self._slots
+        if slots is not None:
+            # Taken before a bearer is attached: requests beyond the pool's connections wait
+            # here, tokenless, instead of in aiohttp's queue with a token that may expire.
+            await slots.acquire()
+        try:
+            if path is None:
+                return await http.request(method, url, **kwargs)
+            try:
+                return await http.request(method, await self._to_instance(path), **kwargs)
+            except InstanceChangedError:
+                # The org moved while this request was on its way to the old instance: the
+                # path goes to the new one, once (that is its one replay).
+                replay = REPLAYED.set(True)
+                try:
+                    return await http.request(method, await self._to_instance(path), **kwargs)
+                finally:
+                    REPLAYED.reset(replay)
+        finally:
+            if slots is not None:
+                slots.release()
 
     def request(
         self,
@@ -540,8 +587,8 @@ class AsyncSession:
         )
 
     def _concurrency(self) -> int:
-        # The collections' bound on calls in flight; a max_concurrency option would go here.
-        return connection_limit(self.http)
+        # The collections' calls in flight: no more than the session lets through at once.
+        return self._max_concurrency or connection_limit(self.http)
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ from sfoauth_async import (
     Token,
     UnableToLockRowError,
 )
-from sfoauth_async._api_retry import retry_after_s, retryable_exception
+from sfoauth_async._api_retry import retryable_exception
+from sfoauth_async._retry import retry_after_s
 from sfoauth_async.testing import FakeSalesforceOrg, Fault
 
 FAST = RetryPolicy(wait_initial_s=0.0, wait_max_s=0.0)

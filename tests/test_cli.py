@@ -284,13 +284,14 @@ async def test_revoke_ends_the_token_and_forgets_it(fake_org, cc_env) -> None:
 
 
 async def test_revoke_of_a_refresh_token_ends_the_grant(rt_env) -> None:
-    """For a refresh token grant, the refresh token is revoked: the grant is dead afterwards."""
+    """For a refresh token grant, the refresh token is revoked and forgotten: never sent again."""
     await sfoauth(rt_env, "token")
     ran = await sfoauth(rt_env, "logout")
     assert ran.out.startswith("Revoked the refresh token (and its sessions)")
     again = await sfoauth(rt_env, "token")
     assert again.code == 1
-    assert "invalid_grant" in again.err
+    assert "forgotten in the store (logged out)" in again.err
+    assert "Authorize again" in again.err
 
 
 async def test_logout_without_a_login(cc_env) -> None:

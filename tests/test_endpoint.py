@@ -193,12 +193,32 @@ def test_interpret_form_encoded_error_body(content_type: str):
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_interpret_401_403_without_oauth_body_is_invalid_token(status: int):
-    """A bare 401/403 (userinfo, identity URL) means the bearer token was refused."""
+    """A bare 401/403 to a bearer request (userinfo, identity URL): the token was refused."""
     body = '[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]'
     with pytest.raises(InvalidTokenError) as info:
-        interpret(status, "application/json", body, url=USERINFO_URL)
+        interpret(status, "application/json", body, url=USERINFO_URL, bearer=True)
     assert info.value.status == status
     assert info.value.error == "invalid_token"
+
+
+@pytest.mark.parametrize("status", [401, 403, 407, 418])
+@pytest.mark.parametrize(
+    "body", ["<html><body>Access denied by corporate proxy</body></html>", "", "denied"]
+)
+def test_a_4xx_page_at_the_token_endpoint_is_not_a_refused_credential(status: int, body: str):
+    """A 4xx without an OAuth body (a proxy's page) is no OAuthError: never a dead credential."""
+    with pytest.raises(InvalidTokenResponseError, match="proxy or firewall") as info:
+        interpret(status, "text/html", body, url=TOKEN_URL)
+    assert not isinstance(info.value, OAuthError)
+    assert info.value.status == status
+
+
+def test_retry_after_of_an_unavailable_token_endpoint_is_kept():
+    """A 503 or 429 with Retry-After tells the refresher how long to wait."""
+    for status in (503, 429):
+        with pytest.raises(TokenEndpointUnavailableError) as info:
+            interpret(status, "text/plain", "busy", url=TOKEN_URL, retry_after="7")
+        assert info.value.retry_after_s == 7.0
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
@@ -579,10 +599,12 @@ def test_interpret_nested_json_never_raises_recursion_error(depth: int):
         for status, expected in (
             (200, InvalidTokenResponseError),
             (400, InvalidTokenResponseError),
-            (401, InvalidTokenError),
+            (401, InvalidTokenResponseError),
         ):
             with pytest.raises(expected):
                 interpret(status, "application/json", text, url=TOKEN_URL)
+        with pytest.raises(InvalidTokenError):
+            interpret(401, "application/json", text, url=USERINFO_URL, bearer=True)
 
 
 HOSTILE = "x\r\nINFO forged line \x1b[2J\x1b[31mred\u202e" + "y" * 5000

@@ -53,7 +53,7 @@ SANDBOX_AUDIENCE = "https://test.salesforce.com"
 _LOGIN_WINDOW_S = 3600.0
 _SHUTDOWN_TIMEOUT_S = 2.0
 
-Site = Literal["login", "my_domain"]
+Site = Literal["login", "my_domain", "instance"]
 
 
 @dataclass
@@ -275,6 +275,7 @@ class FakeSalesforceOrg:
         self._runners: list[web.AppRunner] = []
         self._urls: dict[Site, str] = {}
         self._closing: asyncio.Event | None = None
+        self._instance_site: Site = "my_domain"
         self._state: Literal["new", "started", "closed"] = "new"
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -301,25 +302,49 @@ class FakeSalesforceOrg:
         self._state = "started"
         self._closing = asyncio.Event()
         try:
-            for site in ("login", "my_domain"):
-                app = web.Application()
-                OAuthSite(self, site).add_routes(app.router)
-                if site == "my_domain":
-                    RestSite(self).add_routes(app.router)
-                runner = web.AppRunner(
-                    app,
-                    access_log=None,
-                    handler_cancellation=True,
-                    shutdown_timeout=_SHUTDOWN_TIMEOUT_S,
-                )
-                await runner.setup()
-                self._runners.append(runner)
-                await web.TCPSite(runner, "127.0.0.1", self._ports[site]).start()
-                port = runner.addresses[0][1]
-                self._urls[site] = f"http://127.0.0.1:{port}"
+            await self._serve("login", self._ports["login"])
+            await self._serve("my_domain", self._ports["my_domain"])
         except BaseException:
             await self.close()
             raise
+
+    async def _serve(self, site: Site, port: int) -> None:
+        app = web.Application()
+        if site != "instance":
+            OAuthSite(self, site).add_routes(app.router)
+        if site != "login":
+            RestSite(self).add_routes(app.router)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=_SHUTDOWN_TIMEOUT_S,
+        )
+        await runner.setup()
+        self._runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        self._urls[site] = f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    async def move_instance(self, *, end_sessions: bool = True) -> str:
+        """Move the org to another instance, as an org migration does; return its URL.
+
+        Token responses from then on name the new instance (a third site, REST only, on a
+        free port) as ``instance_url``; REST keeps working on both. With ``end_sessions``
+        every access token issued so far ends too, so a client meets a 401 on the old
+        instance and learns the new one from its refresh.
+
+        Example:
+            ```python
+            new = await org.move_instance()
+            assert org.instance_url == new != org.my_domain_url
+            ```
+        """
+        if "instance" not in self._urls:
+            await self._serve("instance", 0)
+        self._instance_site = "instance"
+        if end_sessions:
+            self.expire_all_sessions()
+        return self._urls["instance"]
 
     async def close(self) -> None:
         """Stop serving; requests parked in ``Fault.hold()`` see their connection dropped.
@@ -393,14 +418,14 @@ class FakeSalesforceOrg:
 
     @property
     def instance_url(self) -> str:
-        """The ``instance_url`` of every token response: the same as `my_domain_url`.
+        """The ``instance_url`` of token responses: `my_domain_url`, until `move_instance`.
 
         Example:
             ```python
             assert org.instance_url == org.my_domain_url
             ```
         """
-        return self._url("my_domain")
+        return self._url(self._instance_site)
 
     @property
     def accepted_audiences(self) -> tuple[str, ...]:
