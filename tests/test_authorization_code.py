@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -14,6 +16,7 @@ from sent import authorization, form, posts_to
 from yarl import URL
 
 from sfoauth_async import (
+    AsyncSession,
     AuthorizationCodeFlow,
     AuthorizationDeniedError,
     AuthorizationError,
@@ -21,9 +24,12 @@ from sfoauth_async import (
     ConfigurationError,
     InvalidCallbackError,
     InvalidGrantError,
+    RefreshOutcomeUnknownError,
+    RetryPolicy,
     StateMismatchError,
     Token,
 )
+from sfoauth_async.testing import FakeSalesforceOrg, Fault
 
 CLIENT_ID = "3MVG9fake.consumer.key"
 CLIENT_SECRET = "fake-consumer-secret-for-tests"
@@ -393,7 +399,6 @@ def test_store_key_needs_a_token_with_an_identity(token: Token | None):
 def test_repr_has_no_secret():
     """The repr shows neither the secret nor a refresh token."""
     assert CLIENT_SECRET not in repr(_flow())
-    assert AuthorizationCodeFlow.uses_refresh_token is True
 
 
 # --- parse_callback against forged or broken callbacks (issue 8, item 13) -------------------
@@ -522,3 +527,19 @@ def test_parse_callback_survives_lone_surrogates():
     """A parsed query holding a lone surrogate is a state mismatch, not a UnicodeError."""
     with pytest.raises(StateMismatchError):
         _flow().parse_callback({"code": "abc", "state": "s-\ud800"}, state="s-123")
+
+
+async def test_a_refresh_whose_answer_was_lost_is_never_sent_again(fake_org: FakeSalesforceOrg):
+    """A user's refresh: the refresh token may be spent, so it is not sent twice."""
+    fake_org.app.rotate_refresh_tokens = True
+    flow = fake_org.authorization_code_flow("http://localhost:8765/callback")
+    token = await fake_org.refresh_token_flow().fetch_token()  # a user's token, as exchanged
+    token = dataclasses.replace(token, received_at=token.received_at - timedelta(hours=3))
+    fake_org.stats.reset()
+    fake_org.faults.token.push(Fault.drop_answer())
+    async with AsyncSession(flow, token=token, retry=RetryPolicy(cooldown_s=0.0)) as sf:
+        for _ in range(2):
+            with pytest.raises(RefreshOutcomeUnknownError):
+                await sf.get("limits/")
+    assert fake_org.stats.token_requests["refresh_token"] == 1
+    assert fake_org.stats.refresh_token_reuses == 0

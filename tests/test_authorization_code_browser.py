@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from sfoauth_async import (
     AuthorizationCodeFlow,
     AuthorizationDeniedError,
     AuthorizationRequest,
+    StateMismatchError,
 )
 from sfoauth_async.testing import FakeSalesforceOrg
 
@@ -33,19 +35,26 @@ class WebApp:
         """Send the browser to Salesforce with a fresh state and PKCE verifier."""
         assert self.flow is not None
         auth = self.flow.authorization_url(prompt="login")
-        self.pending[auth.state] = auth  # a real app keeps this in the user's session
-        raise web.HTTPFound(auth.url)
+        # A real app keeps the request in the user's session: here, under a cookie. The
+        # state it expects is the one kept for this browser, never the callback's own.
+        session_id = secrets.token_urlsafe(16)
+        self.pending[session_id] = auth
+        response = web.HTTPFound(auth.url)
+        response.set_cookie("app_session", session_id, httponly=True, samesite="Lax")
+        raise response
 
     async def callback(self, request: web.Request) -> web.Response:
         """Check the callback, exchange the code, and call the API with the new token."""
         assert self.flow is not None
-        auth = self.pending.pop(request.query.get("state", ""), None)
+        auth = self.pending.pop(request.cookies.get("app_session", ""), None)
         if auth is None:
-            return web.Response(status=400, text="unknown state")
+            return web.Response(status=400, text="no login in progress")
         try:
             code = self.flow.parse_callback(request.query, state=auth.state)
         except AuthorizationDeniedError:
             return web.Response(text="You declined.")
+        except StateMismatchError:
+            return web.Response(status=400, text="state mismatch")
         token = await self.flow.exchange(code, code_verifier=auth.code_verifier)
         async with AsyncSession(self.flow, token=token) as sf, sf.get("limits/") as resp:
             limits = await resp.json()
@@ -103,4 +112,18 @@ async def test_user_declines_in_the_browser(browser: Any, webapp: WebApp) -> Non
     """Deny in Chromium: the callback raises AuthorizationDeniedError, no token is requested."""
     text = await sign_in(browser, webapp, "#oadeny")
     assert text == "You declined."
+    assert webapp.org.stats.token_requests_total == 0
+
+
+async def test_a_callback_with_another_state_is_refused(browser: Any, webapp: WebApp) -> None:
+    """The browser's login in progress, a callback with a forged state: refused, no token."""
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(f"{webapp.url}/login")  # the app keeps this browser's state
+        await page.wait_for_selector("#username")
+        await page.goto(f"{webapp.url}/callback?code=stolen-code&state=forged-state")
+        assert await page.inner_text("body") == "state mismatch"
+    finally:
+        await context.close()
     assert webapp.org.stats.token_requests_total == 0

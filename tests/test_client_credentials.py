@@ -13,12 +13,15 @@ from sent import authorization, form, only_request
 from yarl import URL
 
 from sfoauth_async import (
+    AsyncSession,
     ClientCredentialsFlow,
     ConfigurationError,
     InvalidClientError,
+    RetryPolicy,
     Token,
     WrongDomainError,
 )
+from sfoauth_async.testing import FakeSalesforceOrg, Fault
 
 CLIENT_ID = "3MVG9fake.consumer.key"
 CLIENT_SECRET = "fake-consumer-secret-for-tests"
@@ -220,9 +223,13 @@ def test_repr_has_no_secret():
     assert CLIENT_SECRET not in text
     assert CLIENT_ID in text
     assert MY_DOMAIN in text
-
-
-def test_grant_does_not_spend_a_refresh_token():
-    """Client credentials logins can run concurrently: no refresh token is spent."""
-    assert ClientCredentialsFlow.uses_refresh_token is False
     assert ClientCredentialsFlow.grant_type == "client_credentials"
+
+
+async def test_a_login_whose_answer_was_lost_is_sent_again(fake_org: FakeSalesforceOrg):
+    """A client-credentials login mints an independent token: a lost answer is simply retried."""
+    fake_org.faults.token.push(Fault.drop_answer())
+    flow = fake_org.client_credentials_flow()
+    async with AsyncSession(flow, retry=RetryPolicy(wait_initial_s=0.001, wait_max_s=0.002)) as sf:
+        assert (await sf.get("limits/")).status == 200
+    assert fake_org.stats.token_requests_total == 2

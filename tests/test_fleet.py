@@ -137,9 +137,9 @@ def assert_one_token_request_per_expiry(
     assert stored is not None
     assert org.stats.token_requests_total == len(fetches) == stored.generation
     gaps = [later - earlier for earlier, later in itertools.pairwise(fetches)]
-    # A session is refreshed in its last quarter: two requests closer than half a session
-    # apart would be two logins for one expiry.
-    assert all(gap > LIFETIME_S / 2 for gap in gaps), f"two token requests in one session: {gaps}"
+    # Two logins for one expiry would be milliseconds apart; successive refreshes are about
+    # three quarters of a session apart, give or take the load of two busy cores.
+    assert all(gap > LIFETIME_S / 4 for gap in gaps), f"two token requests in one session: {gaps}"
     log.info("seconds between token requests: %s", [round(g, 2) for g in gaps])
     return gaps
 

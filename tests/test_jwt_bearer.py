@@ -17,7 +17,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from sent import form, only_request
 from yarl import URL
 
-from sfoauth_async import ConfigurationError, InvalidGrantError, JWTBearerFlow, _jwt_bearer
+from sfoauth_async import (
+    AsyncSession,
+    ConfigurationError,
+    InvalidGrantError,
+    JWTBearerFlow,
+    RetryPolicy,
+    _jwt_bearer,
+)
+from sfoauth_async.testing import FakeSalesforceOrg, Fault
 
 CLIENT_ID = "3MVG9fake.consumer.key"
 USERNAME = "integration@acme.example"
@@ -387,10 +395,14 @@ def test_repr_has_no_key(pem: bytes):
     text = repr(_flow(pem))
     _assert_no_key_material(text, pem)
     assert CLIENT_ID in text
-
-
-def test_grant_does_not_spend_a_refresh_token(pem: bytes):
-    """JWT logins can run concurrently: no refresh token is spent."""
-    assert JWTBearerFlow.uses_refresh_token is False
     assert _flow(pem).grant_type == GRANT_TYPE
     assert _flow(pem).username == USERNAME
+
+
+async def test_a_login_whose_answer_was_lost_is_sent_again(fake_org: FakeSalesforceOrg):
+    """A JWT bearer login mints an independent token: a lost answer is simply retried."""
+    fake_org.faults.token.push(Fault.drop_answer())
+    flow = fake_org.jwt_bearer_flow()
+    async with AsyncSession(flow, retry=RetryPolicy(wait_initial_s=0.001, wait_max_s=0.002)) as sf:
+        assert (await sf.get("limits/")).status == 200
+    assert fake_org.stats.token_requests_total == 2

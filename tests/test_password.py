@@ -10,7 +10,14 @@ from aioresponses import aioresponses
 from sent import authorization, form, only_request
 from yarl import URL
 
-from sfoauth_async import ConfigurationError, InvalidGrantError, PasswordFlow
+from sfoauth_async import (
+    AsyncSession,
+    ConfigurationError,
+    InvalidGrantError,
+    PasswordFlow,
+    RetryPolicy,
+)
+from sfoauth_async.testing import FakeSalesforceOrg, Fault
 
 CLIENT_ID = "3MVG9fake.consumer.key"
 CLIENT_SECRET = "fake-consumer-secret-for-tests"
@@ -146,4 +153,13 @@ def test_repr_has_no_secret():
     flow = _flow()
     _secrets_absent(repr(flow))
     assert flow.username == USERNAME
-    assert PasswordFlow.uses_refresh_token is False
+
+
+async def test_a_login_whose_answer_was_lost_is_sent_again(fake_org: FakeSalesforceOrg):
+    """A username-password login mints an independent token: a lost answer is simply retried."""
+    fake_org.faults.token.push(Fault.drop_answer())
+    with pytest.deprecated_call():
+        flow = fake_org.password_flow()
+    async with AsyncSession(flow, retry=RetryPolicy(wait_initial_s=0.001, wait_max_s=0.002)) as sf:
+        assert (await sf.get("limits/")).status == 200
+    assert fake_org.stats.token_requests_total == 2

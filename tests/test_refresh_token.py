@@ -10,7 +10,16 @@ import pytest
 from aioresponses import aioresponses
 from sent import authorization, form, posts_to
 
-from sfoauth_async import ConfigurationError, InvalidGrantError, RefreshTokenFlow, Token
+from sfoauth_async import (
+    AsyncSession,
+    ConfigurationError,
+    InvalidGrantError,
+    RefreshOutcomeUnknownError,
+    RefreshTokenFlow,
+    RetryPolicy,
+    Token,
+)
+from sfoauth_async.testing import FakeSalesforceOrg, Fault
 
 CLIENT_ID = "3MVG9fake.consumer.key"
 CLIENT_SECRET = "fake-consumer-secret-for-tests"
@@ -207,9 +216,17 @@ def test_repr_has_no_secret():
     text = repr(_flow())
     assert REFRESH_TOKEN not in text
     assert CLIENT_SECRET not in text
-
-
-def test_grant_spends_a_refresh_token():
-    """The refresh grant must never run concurrently: it is flagged as spending one."""
-    assert RefreshTokenFlow.uses_refresh_token is True
     assert RefreshTokenFlow.grant_type == "refresh_token"
+
+
+async def test_a_refresh_whose_answer_was_lost_is_never_sent_again(fake_org: FakeSalesforceOrg):
+    """A refresh-token refresh: the refresh token may be spent, so it is not sent twice."""
+    fake_org.app.rotate_refresh_tokens = True
+    fake_org.faults.token.push(Fault.drop_answer())
+    flow = fake_org.refresh_token_flow()
+    async with AsyncSession(flow, retry=RetryPolicy(cooldown_s=0.0)) as sf:
+        for _ in range(2):
+            with pytest.raises(RefreshOutcomeUnknownError):
+                await sf.get("limits/")
+    assert fake_org.stats.token_requests["refresh_token"] == 1
+    assert fake_org.stats.refresh_token_reuses == 0

@@ -323,4 +323,3 @@ async def test_token_requests_go_through_the_sessions_proxy(
         "oauth2/token",
         "data/v67.0/limits/",
     ]
-
