@@ -35,6 +35,8 @@ class Settings:
     """ETL scenarios: rounds, clients interleaved; ratios are medians of per-round ratios."""
     etl_concurrency: int = 10
     """ETL upsert: collection calls in flight (the session's connection limit)."""
+    queued_calls: int = 5000
+    """Scenario 5: concurrent calls on a 100-connection pool, sessions ending halfway."""
 
     def as_dict(self) -> dict[str, Any]:
         """For the JSON report."""
@@ -54,4 +56,5 @@ QUICK = Settings(
     micro_repeats=3,
     etl_records=20_000,
     etl_rounds=2,
+    queued_calls=2000,
 )

@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from . import FULL, QUICK, Settings, etl, fastpath, steady, storm
+from . import FULL, QUICK, Settings, etl, fastpath, queued, steady, storm
 from ._org import OrgProcess
 from ._report import Section
 
@@ -28,6 +28,7 @@ SCENARIOS: dict[str, Scenario] = {
     "storm": storm.run_storm,
     "invalid_grant": storm.run_invalid_grant,
     "fastpath": fastpath.run,
+    "queued": queued.run,
     "etl_query": etl.run_query,
     "etl_upsert": etl.run_upsert,
 }

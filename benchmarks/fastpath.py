@@ -124,7 +124,7 @@ async def micro(info: OrgInfo, settings: Settings, section: Section) -> None:
     )
 
     session = AsyncSession(refresher)
-    resolve = getattr(session, "_url", None)  # private: skip the row if it is renamed
+    resolve = getattr(session, "_to_instance", None)  # private: skip the row if renamed
     if resolve is None:
         await session.close()
         return
@@ -140,7 +140,7 @@ async def micro(info: OrgInfo, settings: Settings, section: Section) -> None:
         await session.close()
     section.add(
         [
-            "`AsyncSession` path resolution (`_url`), fresh token",
+            "`AsyncSession` path resolution (`_to_instance`), fresh token",
             f"{mine:,.0f}",
             f"{1e9 / mine:,.0f}",
             "`await` of a coroutine joining instance URL and path",
