@@ -37,6 +37,8 @@ class Settings:
     """ETL upsert: collection calls in flight (the session's connection limit)."""
     queued_calls: int = 5000
     """Scenario 5: concurrent calls on a 100-connection pool, sessions ending halfway."""
+    instruction_calls: int = 4000
+    """Scenario 4c: requests per client variant run under callgrind."""
 
     def as_dict(self) -> dict[str, Any]:
         """For the JSON report."""
@@ -57,4 +59,5 @@ QUICK = Settings(
     etl_records=20_000,
     etl_rounds=2,
     queued_calls=2000,
+    instruction_calls=1000,
 )

@@ -17,8 +17,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from . import FULL, QUICK, Settings, etl, fastpath, queued, steady, storm
-from ._org import OrgProcess
+from . import FULL, QUICK, Settings, etl, fastpath, instructions, queued, steady, storm
+from ._org import OrgProcess, pin_client
 from ._report import Section
 
 Scenario = Callable[[OrgProcess, Settings], Awaitable[Section | list[Section]]]
@@ -28,6 +28,7 @@ SCENARIOS: dict[str, Scenario] = {
     "storm": storm.run_storm,
     "invalid_grant": storm.run_invalid_grant,
     "fastpath": fastpath.run,
+    "instructions": instructions.run,
     "queued": queued.run,
     "etl_query": etl.run_query,
     "etl_upsert": etl.run_upsert,
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     print(", ".join(f"{d} {v}" for d, v in env["versions"].items() if v) + "\n")
     for note in notes:
         print(f"Note: {note}\n")
+    pin_client()
     with OrgProcess() as org:
         sections = asyncio.run(run_all(org, settings, names))
     elapsed = time.perf_counter() - started

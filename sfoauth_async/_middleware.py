@@ -204,11 +204,17 @@ class BearerMiddleware:
         url = req.url
         target = (url.scheme, url.host, url.port)
         token = self._refresher.fresh_token()
-        if token is None or self._origin_of(token) != target:
+        # The fast path compares cached values by identity: the origin and the header were
+        # built from this very token (its instance_url and access_token objects).
+        instance_url, origin = self._origin
+        if token is None or token.instance_url is not instance_url or origin != target:
             token = await self._token_for(target)
             if token is None:
                 return await handler(req)
-        req.headers[hdrs.AUTHORIZATION] = self._header(token)
+        access_token, header = self._bearer
+        if token.access_token is not access_token:
+            header = self._header(token)
+        req.headers[hdrs.AUTHORIZATION] = header
         resp = await handler(req)
         status = resp.status
         if status == 401 or (status == 400 and url.path.startswith(_BULK_V1)):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Coroutine, Generator, Iterable, Mapping
 from datetime import timedelta
@@ -28,9 +27,10 @@ from ._middleware import REPLAYED, BearerMiddleware
 from ._query import Query
 from ._refresher import OnNewToken, Refresher, RefresherStats
 from ._retry import RetryPolicy
+from ._slots import Slots
 from ._store import TokenStore
 from ._token import DEFAULT_SESSION_TIMEOUT, Token
-from ._usage import APIUsage
+from ._usage import LIMIT_INFO, APIUsage
 
 __all__ = ["AsyncSession"]
 
@@ -46,7 +46,7 @@ def _relative_path(url: str | URL) -> str | None:
     """The path of a relative URL, or ``None`` for an absolute one."""
     if isinstance(url, URL):
         return None if url.absolute else str(url)
-    if url[:1] == "/":
+    if "://" not in url or url[:1] == "/":
         return url
     return None if _ABSOLUTE.match(url) else url
 
@@ -60,9 +60,10 @@ class _RequestContext(Coroutine[Any, Any, aiohttp.ClientResponse]):
 
     __slots__ = ("_coro", "_resp")
 
-    def __init__(self, coro: Coroutine[Any, Any, aiohttp.ClientResponse]) -> None:
-        self._coro = coro
+    def __init__(self, session: AsyncSession, method: str, url: str | URL, options: Any) -> None:  # noqa: ANN401 - aiohttp's request options
         self._resp: aiohttp.ClientResponse | None = None
+        # The request records its response here, for __aexit__.
+        self._coro = session._request(method, url, options, self)
 
     def send(self, value: Any) -> Any:  # noqa: ANN401 - the coroutine protocol
         return self._coro.send(value)
@@ -76,9 +77,10 @@ class _RequestContext(Coroutine[Any, Any, aiohttp.ClientResponse]):
     def __await__(self) -> Generator[Any, None, aiohttp.ClientResponse]:
         return self._coro.__await__()
 
-    async def __aenter__(self) -> aiohttp.ClientResponse:
-        self._resp = await self._coro
-        return self._resp
+    def __aenter__(self) -> Coroutine[Any, Any, aiohttp.ClientResponse]:
+        # The request itself, not a coroutine awaiting it: one step less on every request
+        # (a step costs at each suspension of the request, not once).
+        return self._coro
 
     async def __aexit__(
         self,
@@ -197,14 +199,21 @@ class AsyncSession:
             )
         self._api_version = api_version
         # raise_for_status is ours, not aiohttp's: aiohttp's would also see token requests.
+        bearer = BearerMiddleware(self._refresher)
         self._api = APIMiddleware(
             self._refresher,
             raise_for_status=raise_for_status,
             api_usage_limit=api_usage_limit,
             api_retry=api_retry,
+            inner=bearer,
         )
         middlewares = tuple(kwargs.pop("middlewares", ()))
-        self._middlewares = (*middlewares, self._api, BearerMiddleware(self._refresher))
+        # Only one of ours goes into aiohttp's chain (each step costs on every request):
+        # the API middleware wrapping the bearer when it acts before sending; else the
+        # bearer alone, and each answer goes to the API middleware from _request.
+        self._api_after = None if self._api.acts_before_sending else self._api
+        ours = bearer if self._api_after is not None else self._api
+        self._middlewares = (*middlewares, ours)
         self._kwargs = kwargs
         if max_concurrency is None:
             # The connections the pool may open to the one host every call goes to.
@@ -214,7 +223,7 @@ class AsyncSession:
         elif max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}.")
         self._max_concurrency = max_concurrency
-        self._slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        self._slots = Slots(max_concurrency) if max_concurrency else None
         self._base = ("", "", "")  # instance_url, and the two bases of relative paths
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
@@ -332,7 +341,7 @@ class AsyncSession:
 
     def _resolved(self, token: Token, path: str) -> str:
         base = self._base
-        if base[0] != token.instance_url:
+        if base[0] is not token.instance_url:
             root = token.instance_url
             base = self._base = (root, root, f"{root}/services/data/v{self._api_version}/")
         return base[1] + path if path[:1] == "/" else base[2] + path
@@ -342,37 +351,56 @@ class AsyncSession:
         token = refresher.fresh_token() or await refresher.get_token()
         return self._resolved(token, path)
 
-    async def _request(
+    async def _request(  # noqa: PLR0912 - the per-request path, inlined on purpose
         self,
         method: str,
         url: str | URL,
-        **kwargs: Any,  # noqa: ANN401 - aiohttp's request options
+        options: dict[str, Any],
+        context: _RequestContext | None = None,
     ) -> aiohttp.ClientResponse:
-        http = self.http
+        http = self._http or self.http
         if self._to_share is not None:
             await self._share_given_token()
-        path = _relative_path(url)
+        # The common case inline: a path without "://" is relative.
+        path = url if type(url) is str and "://" not in url else _relative_path(url)
         slots = self._slots
-        if slots is not None:
-            # Taken before a bearer is attached: requests beyond the pool's connections wait
-            # here, tokenless, instead of in aiohttp's queue with a token that may expire.
-            await slots.acquire()
+        # Taken before a bearer is attached: requests beyond the pool's connections wait
+        # here, tokenless, instead of in aiohttp's queue with a token that may expire.
+        if slots is not None and not slots.take_now():
+            await slots.take()
         try:
-            if path is None:
-                return await http.request(method, url, **kwargs)
+            target: str | URL = url
+            if path is not None:
+                token = self._refresher.fresh_token()
+                base = self._base
+                if token is not None and token.instance_url is base[0]:
+                    target = (base[1] if path[:1] == "/" else base[2]) + path
+                else:
+                    target = await self._to_instance(path)
             try:
-                return await http.request(method, await self._to_instance(path), **kwargs)
+                resp = await http.request(method, target, **options)
             except InstanceChangedError:
+                if path is None:
+                    raise
                 # The org moved while this request was on its way to the old instance: the
                 # path goes to the new one, once (that is its one replay).
                 replay = REPLAYED.set(True)
                 try:
-                    return await http.request(method, await self._to_instance(path), **kwargs)
+                    resp = await http.request(method, await self._to_instance(path), **options)
                 finally:
                     REPLAYED.reset(replay)
         finally:
             if slots is not None:
-                slots.release()
+                slots.give()
+        if context is not None:
+            context._resp = resp
+        api = self._api_after
+        # The API middleware sees the answer only when it has something to see in it.
+        if api is not None and (resp.status >= 400 or resp.headers.get(LIMIT_INFO) is not None):
+            raising = api.answered(resp)
+            if raising is not None:
+                await raising
+        return resp
 
     def request(
         self,
@@ -398,7 +426,7 @@ class AsyncSession:
                 print(resp.headers["Sforce-Limit-Info"])
             ```
         """
-        return _RequestContext(self._request(method, url, **kwargs))
+        return _RequestContext(self, method, url, kwargs)
 
     def get(self, url: str | URL, **kwargs: Any) -> _RequestContext:  # noqa: ANN401
         """Send a GET; see `request`.
@@ -409,7 +437,7 @@ class AsyncSession:
                 account = await resp.json()
             ```
         """
-        return self.request("GET", url, **kwargs)
+        return _RequestContext(self, "GET", url, kwargs)
 
     def post(self, url: str | URL, **kwargs: Any) -> _RequestContext:  # noqa: ANN401
         """Send a POST; see `request`.
@@ -419,7 +447,7 @@ class AsyncSession:
             resp = await sf.post("sobjects/Account/", json={"Name": "Acme"})
             ```
         """
-        return self.request("POST", url, **kwargs)
+        return _RequestContext(self, "POST", url, kwargs)
 
     def put(self, url: str | URL, **kwargs: Any) -> _RequestContext:  # noqa: ANN401
         """Send a PUT; see `request`.
@@ -429,7 +457,7 @@ class AsyncSession:
             resp = await sf.put(upload_url, data=csv_bytes)
             ```
         """
-        return self.request("PUT", url, **kwargs)
+        return _RequestContext(self, "PUT", url, kwargs)
 
     def patch(self, url: str | URL, **kwargs: Any) -> _RequestContext:  # noqa: ANN401
         """Send a PATCH; see `request`.
@@ -439,7 +467,7 @@ class AsyncSession:
             resp = await sf.patch("sobjects/Account/001xx000003DGb2AAG", json={"Name": "A"})
             ```
         """
-        return self.request("PATCH", url, **kwargs)
+        return _RequestContext(self, "PATCH", url, kwargs)
 
     def delete(self, url: str | URL, **kwargs: Any) -> _RequestContext:  # noqa: ANN401
         """Send a DELETE; see `request`.
@@ -449,7 +477,7 @@ class AsyncSession:
             resp = await sf.delete("sobjects/Account/001xx000003DGb2AAG")
             ```
         """
-        return self.request("DELETE", url, **kwargs)
+        return _RequestContext(self, "DELETE", url, kwargs)
 
     def head(self, url: str | URL, **kwargs: Any) -> _RequestContext:  # noqa: ANN401
         """Send a HEAD; see `request`.
@@ -459,7 +487,7 @@ class AsyncSession:
             resp = await sf.head("limits/")
             ```
         """
-        return self.request("HEAD", url, **kwargs)
+        return _RequestContext(self, "HEAD", url, kwargs)
 
     # -- queries and sObject Collections ------------------------------------------------
 

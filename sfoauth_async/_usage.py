@@ -18,13 +18,14 @@ import time
 from dataclasses import dataclass
 
 from aiohttp import ClientRequest
+from multidict import istr
 
 from ._api_errors import APIUsageLimitError
 from ._errors import ConfigurationError
 
 __all__ = ["LIMIT_INFO", "PROBE_INTERVAL_S", "WARN_AT", "APIUsage", "UsageTracker"]
 
-LIMIT_INFO = "Sforce-Limit-Info"
+LIMIT_INFO = istr("Sforce-Limit-Info")  # istr: no case folding on each lookup
 WARN_AT = (0.80, 0.95)
 """Fractions of the daily allocation at which a session logs one warning each."""
 PROBE_INTERVAL_S = 300.0
