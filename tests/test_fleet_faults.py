@@ -10,12 +10,13 @@ token-request counts and that no refresh token was sent twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 import redis.exceptions
-from faults import assert_no_refresh_token_reused
+from faults import assert_no_refresh_token_reused, eventually
 
 from sfoauth_async import (
     Refresher,
@@ -206,6 +207,42 @@ async def test_a_rotated_token_the_store_refuses_keeps_its_lock_until_saved(
     assert_no_refresh_token_reused(org)
 
 
+async def test_a_rotated_token_is_saved_once_a_stopped_redis_is_back(
+    org: FakeSalesforceOrg, redis_server_factory: Callable[[], Any]
+) -> None:
+    """Redis down past every save retry: the token is served, then saved when Redis returns."""
+    server = redis_server_factory()
+    first = org.issue_refresh_token()
+    async with RedisTokenStore.from_url(server.url, check_interval_s=CHECK_S) as store:
+        a, b = process(org, store, first), process(org, store, first)
+        async with a, b:
+            token = await a.get_token()
+            assert (await b.get_token()).access_token == token.access_token
+            release = asyncio.Event()
+            org.faults.token.push(Fault.hold_answer(release))
+            a.invalidate(token)
+            refreshing = asyncio.create_task(a.get_token())
+            await org.faults.token.wait_held(1)
+            server.stop()
+            release.set()
+            new = await refreshing  # served from memory, the only copy of the rotated token
+            assert new.access_token != token.access_token
+            b.invalidate(token)
+            with pytest.raises(StoreUnavailableError):
+                await b.get_token()  # no store, no lock: it sends nothing
+            assert org.stats.token_requests_total == 2
+            server.restart()  # empty: no persistence
+            fleet = a._fleet
+            assert fleet is not None
+            await eventually(lambda: fleet._resaver is None or fleet._resaver.done())
+            stored = await store.load(a.flow.store_key())
+            assert stored is not None
+            assert stored.token == new
+            assert (await b.get_token()).access_token == new.access_token
+    assert org.stats.token_requests_total == 2
+    assert_no_refresh_token_reused(org)
+
+
 # -- item 5: a store that lost its data gets the live refresh token back --------------------------
 
 
@@ -307,3 +344,26 @@ async def test_a_real_refusal_stays_a_store_error() -> None:
     with pytest.raises(StoreError) as caught:
         await store.load("key")
     assert type(caught.value) is StoreError
+
+
+# -- item 14: a stored token is checked before its bearer is used --------------------------------
+
+
+async def test_a_stored_token_naming_a_foreign_host_is_never_used(
+    org: FakeSalesforceOrg, redis_url: str
+) -> None:
+    """An unsealed record rewritten to point elsewhere: refused, its bearer never sent there."""
+    first = org.issue_refresh_token()
+    async with RedisTokenStore.from_url(redis_url, check_interval_s=CHECK_S) as store:
+        a, b = process(org, store, first), process(org, store, first)
+        async with a, b:
+            await a.get_token()
+            key = a.flow.store_key()
+            stored = await store.load(key)
+            assert stored is not None
+            assert stored.token is not None
+            planted = dataclasses.replace(stored.token, instance_url="https://evil.example.com")
+            await store.save(key, planted, generation=stored.generation + 1)
+            with pytest.raises(StoreError, match="does not allow"):
+                await b.get_token()
+    assert_no_refresh_token_reused(org)

@@ -21,6 +21,7 @@ from sfoauth_async import (
     InstanceChangedError,
     InvalidTokenResponseError,
     RetryPolicy,
+    TokenEndpointConnectionError,
     TokenEndpointUnavailableError,
 )
 from sfoauth_async.testing import FakeSalesforceOrg, Fault
@@ -323,3 +324,20 @@ async def test_token_requests_go_through_the_sessions_proxy(
         "oauth2/token",
         "data/v67.0/limits/",
     ]
+
+
+async def test_token_requests_use_the_sessions_tls_settings() -> None:
+    """An org behind a private CA: token requests trust it only through the user's connector."""
+    async with FakeSalesforceOrg(tls=True) as org:
+        flow = org.client_credentials_flow()
+        assert flow.token_url.startswith("https://")
+        async with AsyncSession(flow, retry=FAST) as plain:
+            with pytest.raises(TokenEndpointConnectionError) as caught:
+                await plain.get_token()
+            assert caught.value.request_sent is False  # the handshake failed: nothing sent
+        connector = aiohttp.TCPConnector(ssl=org.client_ssl_context())
+        async with AsyncSession(
+            org.client_credentials_flow(), retry=FAST, connector=connector
+        ) as trusted:
+            assert (await trusted.get("limits/")).status == 200
+        assert org.stats.token_requests_total == 1

@@ -24,6 +24,7 @@ __all__ = [
     "app_private_key_pem",
     "jwks",
     "load_verifying_key",
+    "loopback_tls_pem",
     "org_signing_key",
 ]
 
@@ -113,3 +114,45 @@ def at_hash(access_token: str) -> str:
     """OIDC ``at_hash``: base64url of the left half of SHA-256 of the access token."""
     digest = hashlib.sha256(access_token.encode()).digest()
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+
+
+@functools.cache
+def loopback_tls_pem() -> tuple[bytes, bytes]:
+    """A self-signed TLS certificate for ``127.0.0.1`` and ``localhost``, and its key (PEM).
+
+    The fake org's sites serve HTTPS with it when asked to (``FakeSalesforceOrg(tls=True)``);
+    clients trust it through `FakeSalesforceOrg.client_ssl_context`, and only then.
+    """
+    import ipaddress  # noqa: PLC0415 - only TLS needs it
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sfoauth_async fake org TLS")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        certificate.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )

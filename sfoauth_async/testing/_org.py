@@ -9,12 +9,15 @@ for the org's My Domain (OAuth and REST). The HTTP handlers live in ``_oauth.py`
 from __future__ import annotations
 
 import asyncio
+import ssl
+import tempfile
 import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -22,7 +25,7 @@ import jwt
 from aiohttp import web
 
 from ._faults import FaultQueues
-from ._keys import ORG_SIGNING_KID, app_private_key_pem, org_signing_key
+from ._keys import ORG_SIGNING_KID, app_private_key_pem, loopback_tls_pem, org_signing_key
 from ._model import (
     AccessTokenRecord,
     AuthorizationCode,
@@ -193,6 +196,8 @@ class FakeSalesforceOrg:
         clock: Seconds since the epoch; pass a fake clock to move time without sleeping.
         login_port: The port of `login_url`; ``0`` (default) for a free one.
         my_domain_port: The port of `my_domain_url`; ``0`` (default) for a free one.
+        tls: Serve HTTPS with a self-signed certificate for ``127.0.0.1``; clients must
+            trust it (`client_ssl_context`), as they would a company's own CA.
 
     Example:
         ```python
@@ -226,6 +231,7 @@ class FakeSalesforceOrg:
         clock: Callable[[], float] = time.time,
         login_port: int = 0,
         my_domain_port: int = 0,
+        tls: bool = False,
     ) -> None:
         if session_lifetime < timedelta(0):
             raise ValueError(f"session_lifetime must not be negative, got {session_lifetime}.")
@@ -248,6 +254,8 @@ class FakeSalesforceOrg:
             if not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be 0 (a free port) to 65535, got {port!r}.")
         self._ports: dict[Site, int] = {"login": login_port, "my_domain": my_domain_port}
+        self.tls = tls
+        """Serve HTTPS (a self-signed certificate for 127.0.0.1; see `client_ssl_context`)."""
         self.api_usage = 0
         """Authenticated API calls so far, reported in ``Sforce-Limit-Info``; settable."""
         self.api_limit = 100_000
@@ -322,8 +330,32 @@ class FakeSalesforceOrg:
         )
         await runner.setup()
         self._runners.append(runner)
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        self._urls[site] = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=self._server_ssl()).start()
+        scheme = "https" if self.tls else "http"
+        self._urls[site] = f"{scheme}://127.0.0.1:{runner.addresses[0][1]}"
+
+    def _server_ssl(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        certificate, key = loopback_tls_pem()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        with tempfile.TemporaryDirectory() as scratch:
+            cert_file, key_file = Path(scratch, "cert.pem"), Path(scratch, "key.pem")
+            cert_file.write_bytes(certificate)
+            key_file.write_bytes(key)
+            context.load_cert_chain(cert_file, key_file)
+        return context
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context that trusts this org's certificate (with ``tls=True``).
+
+        Example:
+            ```python
+            connector = aiohttp.TCPConnector(ssl=org.client_ssl_context())
+            ```
+        """
+        certificate, _ = loopback_tls_pem()
+        return ssl.create_default_context(cadata=certificate.decode("ascii"))
 
     async def move_instance(self, *, end_sessions: bool = True) -> str:
         """Move the org to another instance, as an org migration does; return its URL.
