@@ -53,6 +53,24 @@ def process(org: FakeSalesforceOrg, store: RedisTokenStore, first: str) -> Refre
     return Refresher(org.refresh_token_flow(first), store=store, retry=RETRY)
 
 
+def break_redis(server: Any, fault: str) -> None:
+    """Make a live redis-server refuse writes: out of memory, or a read-only replica."""
+    if fault == "oom":
+        server.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        server.command("CONFIG", "SET", "maxmemory", "1")
+    else:
+        # A replica of a primary that is not there keeps its data and refuses writes.
+        server.command("REPLICAOF", "127.0.0.1", "1")
+
+
+def mend_redis(server: Any, fault: str) -> None:
+    """Undo `break_redis`."""
+    if fault == "oom":
+        server.command("CONFIG", "SET", "maxmemory", "0")
+    else:
+        server.command("REPLICAOF", "NO", "ONE")
+
+
 async def refresh(refresher: Refresher) -> str:
     """Force a refresh, as a 401 does; the new access token."""
     if refresher.token is not None:
@@ -185,11 +203,7 @@ async def test_a_rotated_token_the_store_refuses_keeps_its_lock_until_saved(
             a.invalidate(token)
             refreshing = asyncio.create_task(a.get_token())
             await org.faults.token.wait_held(1)
-            if fault == "oom":
-                server.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
-                server.command("CONFIG", "SET", "maxmemory", "1")
-            else:
-                server.command("REPLICAOF", "127.0.0.1", "1")
+            break_redis(server, fault)
             release.set()
             new = await refreshing  # served from memory, though the store refused it
             assert new.access_token != token.access_token
@@ -198,10 +212,7 @@ async def test_a_rotated_token_the_store_refuses_keeps_its_lock_until_saved(
             waiting = asyncio.create_task(b.get_token())
             await asyncio.sleep(2 * RETRY.lease_s)  # long enough for a lapsed lease, if any
             assert org.stats.token_requests_total == 2
-            if fault == "oom":
-                server.command("CONFIG", "SET", "maxmemory", "0")
-            else:
-                server.command("REPLICAOF", "NO", "ONE")
+            mend_redis(server, fault)
             assert (await waiting).access_token == new.access_token
     assert org.stats.token_requests_total == 2
     assert_no_refresh_token_reused(org)
@@ -284,18 +295,11 @@ async def test_a_refresh_token_session_recovers_by_itself_when_redis_does(
         a = process(org, store, first)
         async with a:
             await a.get_token()
-            if fault == "oom":
-                server.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
-                server.command("CONFIG", "SET", "maxmemory", "1")
-            else:
-                server.command("REPLICAOF", "127.0.0.1", "1")
+            break_redis(server, fault)
             with pytest.raises(StoreUnavailableError) as caught:
                 await refresh(a)
             assert caught.value.transient
-            if fault == "oom":
-                server.command("CONFIG", "SET", "maxmemory", "0")
-            else:
-                server.command("REPLICAOF", "NO", "ONE")
+            mend_redis(server, fault)
             await refresh(a)
     assert org.stats.token_requests_total == 2
     assert_no_refresh_token_reused(org)

@@ -9,8 +9,10 @@ requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -238,6 +240,20 @@ async def test_an_enormous_401_body_is_refused_not_buffered(fake_org: FakeSalesf
 # -- item 20: the very first request, to another origin ------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def serve(handler: Any) -> AsyncIterator[str]:
+    """A loopback web server answering every path with ``handler``; its base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def elsewhere() -> AsyncIterator[tuple[str, list[str | None]]]:
     """Another origin that records the Authorization header of what it receives."""
@@ -247,15 +263,8 @@ async def elsewhere() -> AsyncIterator[tuple[str, list[str | None]]]:
         seen.append(request.headers.get("Authorization"))
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", record)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
-    finally:
-        await runner.cleanup()
+    async with serve(record) as url:
+        yield url, seen
 
 
 async def test_the_first_request_of_all_to_another_origin_carries_no_bearer(
@@ -302,15 +311,8 @@ async def proxy() -> AsyncIterator[tuple[str, list[str]]]:
                 },
             )
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", forwarded
-    finally:
-        await runner.cleanup()
+    async with serve(forward) as url:
+        yield url, forwarded
 
 
 async def test_token_requests_go_through_the_sessions_proxy(

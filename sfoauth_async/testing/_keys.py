@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import functools
 import hashlib
+import ipaddress
 from typing import Any
 
 from cryptography import x509
@@ -52,23 +53,33 @@ def app_private_key_pem() -> bytes:
     )
 
 
-@functools.cache
-def app_certificate_pem() -> bytes:
-    """A self-signed X.509 certificate for `app_private_key_pem`, as uploaded to the app."""
-    key = _app_private_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sfoauth_async fake org")])
+def _self_signed(
+    key: rsa.RSAPrivateKey,
+    common_name: str,
+    valid: dt.timedelta,
+    *extensions: tuple[x509.ExtensionType, bool],
+) -> bytes:
+    """A self-signed certificate (PEM) for ``key``, valid from a day ago for ``valid``."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .sign(key, hashes.SHA256())
+        .not_valid_after(now + valid)
     )
-    return certificate.public_bytes(serialization.Encoding.PEM)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+@functools.cache
+def app_certificate_pem() -> bytes:
+    """A self-signed X.509 certificate for `app_private_key_pem`, as uploaded to the app."""
+    return _self_signed(_app_private_key(), "sfoauth_async fake org", dt.timedelta(days=3650))
 
 
 def load_verifying_key(pem: bytes) -> rsa.RSAPublicKey:
@@ -123,36 +134,18 @@ def loopback_tls_pem() -> tuple[bytes, bytes]:
     The fake org's sites serve HTTPS with it when asked to (``FakeSalesforceOrg(tls=True)``);
     clients trust it through `FakeSalesforceOrg.client_ssl_context`, and only then.
     """
-    import ipaddress  # noqa: PLC0415 - only TLS needs it
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sfoauth_async fake org TLS")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+    hosts = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
+    certificate = _self_signed(
+        key,
+        "sfoauth_async fake org TLS",
+        dt.timedelta(days=30),
+        (x509.SubjectAlternativeName(hosts), False),
+        (x509.BasicConstraints(ca=True, path_length=None), True),
     )
-    return (
-        certificate.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
+    return certificate, private
