@@ -562,6 +562,13 @@ class Refresher:
             ```
         """
         self._users += 1
+        if self._fleet is not None and self._token is not None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return  # made outside a loop: the watch starts with the first refresh
+            # A refresh token held from an earlier session is watched from now on too.
+            self._fleet.watch(self._member)
 
     async def detach(self) -> None:
         """Undo one `attach`; when the last user leaves, the refresher closes (see `aclose`).

@@ -371,3 +371,21 @@ async def test_a_stored_token_naming_a_foreign_host_is_never_used(
             with pytest.raises(StoreError, match="does not allow"):
                 await b.get_token()
     assert_no_refresh_token_reused(org)
+
+
+async def test_a_reopened_session_watches_the_store_without_a_refresh(
+    org: FakeSalesforceOrg, redis_url: str, redis_server: Any
+) -> None:
+    """Closed and reopened on a fresh token, a process still writes its token back."""
+    first = org.issue_refresh_token()
+    async with RedisTokenStore.from_url(redis_url, check_interval_s=CHECK_S) as store:
+        a = process(org, store, first)
+        async with a:
+            token = await a.get_token()
+        assert redis_server.command("FLUSHDB").startswith(b"+OK")
+        async with a:  # the token is fresh: no refresh, but the watch runs again
+            async with asyncio.timeout(10):
+                while (await store.load(a.flow.store_key())) is None:  # noqa: ASYNC110
+                    await asyncio.sleep(CHECK_S)  # the watch runs on its own timer
+            assert (await a.get_token()).access_token == token.access_token
+    assert org.stats.token_requests_total == 1
