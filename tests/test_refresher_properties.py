@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -281,3 +282,24 @@ def test_refresher_invariants_hold_under_random_interleavings() -> None:
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+
+
+@pytest.mark.parametrize("outcome", ["drop", "timeout"])
+def test_a_lost_answer_then_more_calls_never_resends(outcome: str) -> None:
+    """The sequence that revoked grants before, run every time: an answer lost, then calls."""
+    machine = RefresherMachine()
+    try:
+        machine.next_request(outcome)
+        machine.call(0, 3)
+        first = list(machine.waiters)
+        machine.loop.run_until_complete(asyncio.wait(first))  # the client gave up on its answer
+        machine.answer_slow_requests()  # Salesforce rotated all the same
+        machine.call(0, 2)
+        machine.call(1, 2)
+        machine.unauthorized(1)
+        machine.call(1, 1)
+        machine.loop.run_until_complete(asyncio.wait(machine.waiters))
+        machine.no_refresh_token_was_sent_twice()
+        assert machine.server.issued == 1  # the one rotation, never a second request
+    finally:
+        machine.teardown()
