@@ -193,6 +193,9 @@ class FakeSalesforceOrg:
         clock: Seconds since the epoch; pass a fake clock to move time without sleeping.
         login_port: The port of `login_url`; ``0`` (default) for a free one.
         my_domain_port: The port of `my_domain_url`; ``0`` (default) for a free one.
+        private_sharing: Queries return only the records the session's user owns (their
+            ``OwnerId``) and records without an owner, as Salesforce's organization-wide
+            default "Private" does; ``False`` (default): every record to every user.
 
     Example:
         ```python
@@ -226,6 +229,7 @@ class FakeSalesforceOrg:
         clock: Callable[[], float] = time.time,
         login_port: int = 0,
         my_domain_port: int = 0,
+        private_sharing: bool = False,
     ) -> None:
         if session_lifetime < timedelta(0):
             raise ValueError(f"session_lifetime must not be negative, got {session_lifetime}.")
@@ -243,6 +247,7 @@ class FakeSalesforceOrg:
         self.sandbox = sandbox
         self.jwt_access_tokens = jwt_access_tokens
         self.password_flow_enabled = password_flow_enabled
+        self.private_sharing = private_sharing
         self.clock = clock
         for name, port in (("login_port", login_port), ("my_domain_port", my_domain_port)):
             if not 0 <= port <= 65535:
