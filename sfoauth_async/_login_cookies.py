@@ -48,6 +48,7 @@ _CLOCK_SKEW_S = 60.0  # a cookie sealed by a worker whose clock runs a little ah
 _MAX_COOKIE_CHARS = 4096  # browsers keep no more; anything longer is not ours
 _PURPOSE_PENDING = "pending-login"
 _PURPOSE_USER = "user"
+_now = time.time  # the wall clock: Fernet stamps cookies with it (tests move it)
 
 
 def derive_key(secret_key: str | bytes, purpose: str) -> bytes:
@@ -130,7 +131,7 @@ class _Sealer:
             sealed_at = self._fernet.extract_timestamp(token)
         except InvalidToken:
             return "tampered"
-        age = time.time() - sealed_at
+        age = _now() - sealed_at
         if age < -_CLOCK_SKEW_S:
             return "tampered"  # sealed in the future: not by a worker of ours
         if age > max_age_s:

@@ -81,10 +81,11 @@ class MemoryReplayRecord:
 
     def __init__(self) -> None:
         self._seen: OrderedDict[str, float] = OrderedDict()
+        self._clock = time.monotonic
 
     async def first_use(self, digest: str, *, ttl_s: float) -> bool:
         """See `ReplayRecord.first_use`."""
-        now = time.monotonic()
+        now = self._clock()
         # Entries are in expiry order (one ttl for all in practice): drop the expired ones.
         while self._seen and next(iter(self._seen.values())) <= now:
             self._seen.popitem(last=False)
@@ -221,6 +222,6 @@ def replay_record_for(store: TokenStore) -> ReplayRecord:
         return RedisReplayRecord(store)
     if isinstance(store, FileTokenStore):
         return FileReplayRecord(store.path.with_name(f"{store.path.name}.logins"))
-    if isinstance(store, MemoryTokenStore):
+    if type(store) is MemoryTokenStore:  # a subclass may be shared some other way
         return MemoryReplayRecord()
     return StoreReplayRecord(store)

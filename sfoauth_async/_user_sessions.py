@@ -278,10 +278,12 @@ class UserSessions:
         finally:
             entry.uses -= 1
             entry.last_used = self._clock()
-            if entry.uses == 0 and self._entries.get(user_key) is not entry:
+            if self._entries.get(user_key) is entry:
+                self._entries.move_to_end(user_key)  # released: the most recently used
+                self._close_beyond_max()
+            elif entry.uses == 0:
                 # Dropped while held (a logout): closed now that nobody holds it.
                 self._close_later(entry)
-            self._close_beyond_max()
 
     async def connect(self, token: Token, *, user_key: str | None = None) -> str:
         """Save a freshly exchanged token as the user's token, for every process; the user key.
@@ -412,8 +414,10 @@ class UserSessions:
         excess = len(self._entries) - self._max_sessions
         if excess <= 0:
             return
-        # Oldest first; a session in use is never closed, however old.
-        for key in [k for k, e in self._entries.items() if e.uses == 0][:excess]:
+        # Oldest first; a session in use is never closed, however old, nor the one just
+        # asked for (the last).
+        idle = [k for k, e in list(self._entries.items())[:-1] if e.uses == 0]
+        for key in idle[:excess]:
             self._close_later(self._entries.pop(key))
 
     def _close_later(self, entry: _Entry) -> None:

@@ -40,9 +40,12 @@ from ._errors import (
     InvalidCallbackError,
     InvalidGrantError,
     PendingLoginError,
+    RefreshCooldownError,
     RefreshOutcomeUnknownError,
     SFOAuthError,
     StateMismatchError,
+    StoreError,
+    TokenRequestError,
 )
 from ._login_cookies import PENDING_LOGIN_LIFETIME, LoginCookies, PendingLogin, SecretKey
 from ._login_pages import logged_out_page, login_problem_page, logout_form_page
@@ -50,6 +53,16 @@ from ._login_replay import login_digest, replay_record_for
 from ._session import AsyncSession
 from ._untrusted import printable
 from ._user_sessions import UserSessions
+
+_LOG_IN_AGAIN = (
+    CredentialForgottenError,
+    InvalidGrantError,
+    InactiveUserError,
+    RefreshOutcomeUnknownError,
+    AuthorizationError,
+)
+
+_TRY_LATER = (TokenRequestError, StoreError, RefreshCooldownError)
 
 __all__ = [
     "PENDING_COOKIE",
@@ -488,34 +501,38 @@ class WebLogin:
                 )
             )
         async with self.users.use(user_key) as sf:
+            where = (user_key, accept, method, path_qs)
             try:
                 await sf.get_token()
-            except (
-                CredentialForgottenError,
-                InvalidGrantError,
-                InactiveUserError,
-                RefreshOutcomeUnknownError,
-            ) as exc:
-                log.info("User %s must log in again: %s", user_key, exc)
-                refuse(
-                    self.login_required(
-                        accept=accept, method=method, path_qs=path_qs, clear_cookie=True
-                    )
-                )
-            except AuthorizationError as exc:
-                # No refresh token under this user's key (a store that lost it).
-                log.info("User %s must log in again: %s", user_key, exc)
-                refuse(
-                    self.login_required(
-                        accept=accept, method=method, path_qs=path_qs, clear_cookie=True
-                    )
-                )
             except SFOAuthError as exc:
-                if not exc.transient:
-                    raise
-                log.warning("Could not check the session of user %s: %s", user_key, exc)
-                refuse(self.unavailable(accept=accept, detail=str(exc)))
-            yield sf
+                self._refuse_for(exc, where, refuse)
+            try:
+                yield sf
+            except SFOAuthError as exc:
+                # The same, met by the handler: a logout elsewhere, a revoked grant.
+                self._refuse_for(exc, where, refuse)
+
+    def _refuse_for(
+        self,
+        exc: SFOAuthError,
+        where: tuple[str, str | None, str, str],
+        refuse: Callable[[Reply], NoReturn],
+    ) -> NoReturn:
+        """Refuse a request whose user's token failed: log in again, or try later."""
+        user_key, accept, method, path_qs = where
+        if isinstance(exc, _LOG_IN_AGAIN):
+            # Logged out elsewhere, grant revoked or expired, user deactivated, a refresh
+            # token that may be spent, or no refresh token under the user's key.
+            log.info("User %s must log in again: %s", user_key, exc)
+            refuse(
+                self.login_required(
+                    accept=accept, method=method, path_qs=path_qs, clear_cookie=True
+                )
+            )
+        if exc.transient and isinstance(exc, _TRY_LATER):
+            log.warning("Could not get the token of user %s: %s", user_key, exc)
+            refuse(self.unavailable(accept=accept, detail=str(exc)))
+        raise exc
 
     # -- logout ---------------------------------------------------------------------------
 
