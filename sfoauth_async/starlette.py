@@ -27,7 +27,7 @@ from __future__ import annotations
 try:
     from ._starlette import SalesforceLogin
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
-    if exc.name != "starlette":
+    if (exc.name or "").partition(".")[0] != "starlette":
         raise
     raise ModuleNotFoundError(
         "sfoauth_async.starlette needs Starlette: pip install 'sfoauth-async[starlette]' "

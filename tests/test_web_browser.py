@@ -57,7 +57,7 @@ async def app(request: pytest.FixtureRequest, org: FakeSalesforceOrg) -> AsyncIt
         yield running
 
 
-async def logged_in_page(browser: Any, url: str, user: FakeUser) -> Any:  # noqa: ANN401
+async def logged_in_page(browser: Any, url: str, user: FakeUser) -> Any:
     """A new browser context logged in as ``user`` at ``url``: its page, on the home page."""
     context = await browser.new_context()
     page = await context.new_page()
@@ -67,7 +67,7 @@ async def logged_in_page(browser: Any, url: str, user: FakeUser) -> Any:  # noqa
     return page
 
 
-async def shown(page: Any) -> tuple[str, list[str]]:  # noqa: ANN401
+async def shown(page: Any) -> tuple[str, list[str]]:
     """The name and the account names the home page shows."""
     name = await page.inner_text("#name")
     accounts = await page.locator("#accounts li").all_inner_texts()
