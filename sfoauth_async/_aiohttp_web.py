@@ -72,22 +72,18 @@ def setup_salesforce_login(
     button). Also adds a middleware that holds the sessions `salesforce_session` gives out
     until their request ends. Open the `UserSessions` for the app's life (``cleanup_ctx``).
 
-    The user is identified by the ``sfoauth_user`` cookie, set at the callback: encrypted
-    and signed with a key derived from ``secret_key``, ``HttpOnly``, ``SameSite=Lax``,
-    ``Secure`` when the ``redirect_uri`` is https. The login's ``state`` and PKCE verifier
-    wait for the callback in the ``sfoauth_login`` cookie (encrypted, 10 minutes, accepted
-    once). See ``docs/web.md``.
+    The options, the cookies and the answers are those of
+    `sfoauth_async.starlette.SalesforceLogin`; ``docs/web.md`` describes them.
 
     Args:
         app: The application (before it starts).
         users: The app's `UserSessions`.
-        secret_key: At least 32 random bytes, the same in every worker (a list rotates
-            keys: the first seals, all open).
-        login_path: Where a login starts.
-        callback_path: The path of the flow's ``redirect_uri``.
-        logout_path: Where a logout is posted.
-        after_login: Where the browser goes after a login without ``next``.
-        cookie_max_age: How long a browser stays logged in to the app.
+        secret_key: The cookies' key (32 random bytes or more; a list to rotate).
+        login_path: The login route.
+        callback_path: The callback route: the path of the flow's ``redirect_uri``.
+        logout_path: The logout route.
+        after_login: The page after a login that named no ``next``.
+        cookie_max_age: The user cookie's lifetime.
 
     Raises:
         ConfigurationError: A path is not a path of this site, the callback path is not the
