@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -17,7 +18,17 @@ from yarl import URL
 from sfoauth_async import MemoryTokenStore, StoreUnavailableError, UserSessions
 from sfoauth_async._web_login import WebLogin, safe_next, wants_html
 from sfoauth_async.testing import FakeSalesforceOrg
-from tests.web_apps import FRAMEWORKS, SECRET_KEY, RunningApp, client, serve_example
+from tests.web_apps import (
+    FRAMEWORKS,
+    SECRET_KEY,
+    ExampleProcess,
+    RunningApp,
+    callback_url,
+    client,
+    free_port,
+    org_env,
+    serve_example,
+)
 
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 JSON = {"Accept": "application/json"}
@@ -318,3 +329,42 @@ def test_who_wants_a_page(accept, html):
 def test_safe_next(path, kept):
     """Only paths of this site are returned to after a login."""
     assert safe_next(path) == (path if kept else None)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_one_worker_starts_a_login_another_finishes_it_once(
+    fake_org: FakeSalesforceOrg, redis_url: str, tmp_path: Path, framework: str
+):
+    """Two worker processes on one Redis: B finishes A's login; the replay to A is refused."""
+    fake_org.auto_approve = True
+    ports = free_port(), free_port()
+    redirect = callback_url(ports[0])  # behind one address in production
+    fake_org.app.callback_urls.append(redirect)
+    env = org_env(fake_org, REDIS_URL=redis_url, SF_REDIRECT_URI=redirect)
+    workers = [
+        await ExampleProcess.start(framework, port, env, tmp_path / f"{port}.log") for port in ports
+    ]
+    try:
+        async with client() as http:
+            first, second = workers
+            async with http.get(f"{first.url}/login/salesforce", allow_redirects=False) as r:
+                authorize_url = r.headers["Location"]
+            query = urlsplit(await authorize(http, authorize_url)).query
+            pending = cookie(http, "sfoauth_login")
+            callback = f"/login/salesforce/callback?{query}"
+            async with http.get(f"{second.url}{callback}", allow_redirects=False) as r:
+                assert r.status == 303, await r.text()
+            for worker in workers:
+                async with http.get(f"{worker.url}/api/me", headers=JSON) as r:
+                    assert r.status == 200
+                    assert (await r.json())["name"] == fake_org.user.display_name
+        async with client() as replaying:
+            replaying.cookie_jar.update_cookies({"sfoauth_login": pending or ""}, URL(first.url))
+            async with replaying.get(f"{first.url}{callback}", allow_redirects=False) as r:
+                assert r.status == 400
+                assert 'data-page="replayed"' in await r.text()
+    finally:
+        for worker in workers:
+            await worker.stop()
+    assert fake_org.stats.token_requests["authorization_code"] == 1
