@@ -15,7 +15,7 @@ nox.options.error_on_external_run = True
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
-SOURCES = ["sfoauth_async", "tests", "benchmarks", "noxfile.py"]
+SOURCES = ["sfoauth_async", "tests", "benchmarks", "docs/examples", "noxfile.py"]
 
 
 @nox.session(python=PYTHON)
@@ -63,7 +63,7 @@ def demo(session: nox.Session) -> None:
     session.run("python", "-m", "sfoauth_async", "demo", *session.posargs)
 
 
-AUDITED_EXTRAS = ("redis",)
+AUDITED_EXTRAS = ("redis", "starlette")
 
 
 def declared_minimums(pyproject: Path = Path("pyproject.toml")) -> list[str]:

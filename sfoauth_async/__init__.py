@@ -59,6 +59,7 @@ from ._errors import (
     InvalidTokenResponseError,
     LoginRateExceededError,
     OAuthError,
+    PendingLoginError,
     RedirectUriMismatchError,
     RefreshCooldownError,
     RefreshOutcomeUnknownError,
@@ -92,6 +93,7 @@ from ._session import AsyncSession
 from ._store import MemoryTokenStore, PendingRefresh, StoredToken, TokenLock, TokenStore
 from ._token import DEFAULT_SESSION_TIMEOUT, Token
 from ._usage import APIUsage
+from ._user_sessions import UserSessions
 
 __all__ = [
     "DEFAULT_INSTANCE_HOSTS",
@@ -138,6 +140,7 @@ __all__ = [
     "OAuthError",
     "OnNewToken",
     "PasswordFlow",
+    "PendingLoginError",
     "PendingRefresh",
     "Query",
     "RecordError",
@@ -169,6 +172,7 @@ __all__ = [
     "TokenStore",
     "UnableToLockRowError",
     "UnsupportedGrantTypeError",
+    "UserSessions",
     "WrongDomainError",
     "flow_from_env",
 ]

@@ -6,7 +6,8 @@ SFOAuthError
 ├── AuthorizationError                   the browser step of the authorization-code flow failed
 │   ├── AuthorizationDeniedError         the user clicked Deny (error=access_denied)
 │   ├── StateMismatchError               the callback's state is not the one we sent
-│   └── InvalidCallbackError             a repeated parameter, another redirect URI or issuer
+│   ├── InvalidCallbackError             a repeated parameter, another redirect URI or issuer
+│   └── PendingLoginError                a web login's state is missing, expired, forged or reused
 ├── TokenRequestError                    a call to /services/oauth2/* did not give a token
 │   ├── OAuthError                       Salesforce answered {"error": ..., ...}
 │   │   ├── InvalidGrantError            invalid_grant: credentials, refresh token, code, JWT, user
@@ -75,6 +76,7 @@ __all__ = [
     "InvalidTokenResponseError",
     "LoginRateExceededError",
     "OAuthError",
+    "PendingLoginError",
     "RedirectUriMismatchError",
     "RefreshCooldownError",
     "RefreshOutcomeUnknownError",
@@ -186,6 +188,32 @@ class InvalidCallbackError(AuthorizationError):
             return web.Response(status=400, text="Start the login again.")
         ```
     """
+
+
+class PendingLoginError(AuthorizationError):
+    """A web login's pending state cannot be used: missing, expired, forged or used already.
+
+    Between the redirect to Salesforce and the callback, the web integrations
+    (``sfoauth_async.starlette``, ``sfoauth_async.aiohttp_web``) keep the login's ``state``
+    and PKCE verifier in an encrypted, signed cookie that lives 10 minutes; a login is
+    accepted once. ``reason`` says which check failed.
+
+    Attributes:
+        reason: ``"missing"`` (no pending login in this browser: another browser, cookies
+            off, or finished already), ``"expired"`` (older than 10 minutes),
+            ``"tampered"`` (the cookie is not one this app sealed with its secret key) or
+            ``"replayed"`` (this login was accepted before).
+
+    Example:
+        ```python
+        except PendingLoginError as exc:
+            return web.Response(status=400, text=f"Start the login again ({exc.reason}).")
+        ```
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class TokenRequestError(SFOAuthError):

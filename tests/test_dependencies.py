@@ -27,6 +27,7 @@ FIXED_IN = {
     "pyjwt": "2.13.0",
     "redis": "6.2.0",
     "pytest": "9.0.3",
+    "starlette": "1.3.1",
 }
 
 

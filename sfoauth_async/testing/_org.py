@@ -198,6 +198,9 @@ class FakeSalesforceOrg:
         my_domain_port: The port of `my_domain_url`; ``0`` (default) for a free one.
         tls: Serve HTTPS with a self-signed certificate for ``127.0.0.1``; clients must
             trust it (`client_ssl_context`), as they would a company's own CA.
+        private_sharing: Queries return only the records the session's user owns (their
+            ``OwnerId``) and records without an owner, as Salesforce's organization-wide
+            default "Private" does; ``False`` (default): every record to every user.
 
     Example:
         ```python
@@ -232,6 +235,7 @@ class FakeSalesforceOrg:
         login_port: int = 0,
         my_domain_port: int = 0,
         tls: bool = False,
+        private_sharing: bool = False,
     ) -> None:
         if session_lifetime < timedelta(0):
             raise ValueError(f"session_lifetime must not be negative, got {session_lifetime}.")
@@ -249,6 +253,7 @@ class FakeSalesforceOrg:
         self.sandbox = sandbox
         self.jwt_access_tokens = jwt_access_tokens
         self.password_flow_enabled = password_flow_enabled
+        self.private_sharing = private_sharing
         self.clock = clock
         for name, port in (("login_port", login_port), ("my_domain_port", my_domain_port)):
             if not 0 <= port <= 65535:

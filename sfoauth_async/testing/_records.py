@@ -320,13 +320,25 @@ class OrgRecords:
         limit: int | None,
         include_deleted: bool,
         version: str,
+        visible_to: str | None = None,
     ) -> QueryCursor:
-        """Fix a query's records now and keep a cursor on them."""
+        """Fix a query's records now and keep a cursor on them.
+
+        With ``visible_to`` (a user id), stored records owned by another user (their
+        ``OwnerId``) are left out, as the organization-wide default "Private" does.
+        """
         lowered = sobject.lower()
-        listed = [(rid, False) for rid, (t, _) in self.stored.items() if t.lower() == lowered]
+
+        def listed_here(stored: Stored) -> bool:
+            owner = stored[1].get("OwnerId")
+            return stored[0].lower() == lowered and (
+                visible_to is None or owner is None or owner == visible_to
+            )
+
+        listed = [(rid, False) for rid, stored in self.stored.items() if listed_here(stored)]
         if include_deleted:
             bin_ = self.recycle_bin.items()
-            listed += [(rid, True) for rid, (t, _) in bin_ if t.lower() == lowered]
+            listed += [(rid, True) for rid, stored in bin_ if listed_here(stored)]
         table = self.tables.get(lowered)
         generated = table.count - len(table.shadowed) if table is not None else 0
         total = len(listed) + generated

@@ -184,8 +184,8 @@ class RestSite:
         resources: dict[str, Callable[[], web.Response]] = {
             "/": lambda: self._resources(version, session),
             "/limits": self._limits,
-            "/query": lambda: self._query(request, version, include_deleted=False),
-            "/queryAll": lambda: self._query(request, version, include_deleted=True),
+            "/query": lambda: self._query(request, version, session, include_deleted=False),
+            "/queryAll": lambda: self._query(request, version, session, include_deleted=True),
             "/sobjects": lambda: self._describe_global(version),
         }
         if path in resources:
@@ -314,9 +314,17 @@ class RestSite:
                 projected[name] = deleted if name.lower() == "isdeleted" else None
         return projected
 
-    def _query(self, request: web.Request, version: str, *, include_deleted: bool) -> web.Response:
+    def _query(
+        self,
+        request: web.Request,
+        version: str,
+        session: AccessTokenRecord,
+        *,
+        include_deleted: bool,
+    ) -> web.Response:
         # Minimal SOQL: SELECT <fields> FROM <type> [... LIMIT n]; WHERE and ORDER BY are
-        # ignored. Enough to page through a table, not a query engine.
+        # ignored. Enough to page through a table, not a query engine. With private
+        # sharing, each user sees only the records they own (or that have no owner).
         match = _QUERY.match(request.query.get("q", ""))
         if match is None:
             return _errors(
@@ -332,6 +340,7 @@ class RestSite:
             limit=int(match["limit"]) if match["limit"] is not None else None,
             include_deleted=include_deleted,
             version=version,
+            visible_to=session.user.user_id if self.org.private_sharing else None,
         )
         return self._query_page(request, cursor, 0)
 
