@@ -42,18 +42,35 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
-    """Build the documentation site (MkDocs + mkdocstrings) with warnings as errors."""
-    session.install("-e", ".[redis]", "mkdocs>=1.6", "mkdocstrings[python]>=0.27")
+    """Build the documentation site (MkDocs Material + mkdocstrings), warnings as errors."""
+    session.install(
+        "-e", ".[redis]", "mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.27"
+    )
     session.run("mkdocs", "build", "--strict", "-f", "docs/mkdocs.yml", "-d", "../site")
+
+
+BENCH_CHARTS = "docs/images/bench"
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks against raw aiohttp and peer libraries, in one run; prints ratios."""
+    """Benchmarks against raw aiohttp and peer libraries, in one run; prints ratios.
+
+    Also writes the charts of docs/benchmarks.md and the run's numbers (``results.json``)
+    into docs/images/bench/: commit them from a full run only.
+    """
     # sniffio: without it httpx retries a failing import on every request (anyio >= 4.16
     # dropped it), which would make the httpx-based peers look slower than they are.
-    session.install("-e", ".[test]", "aiosalesforce", "simple-salesforce", "httpx", "sniffio")
-    session.run("python", "-m", "benchmarks", *session.posargs)
+    # matplotlib draws the charts; it is no dependency of the library.
+    session.install(
+        "-e", ".[test]", "aiosalesforce", "simple-salesforce", "httpx", "sniffio",
+        "matplotlib>=3.8",
+    )  # fmt: skip
+    session.run(
+        "python", "-m", "benchmarks",
+        "--charts", BENCH_CHARTS, "--json", f"{BENCH_CHARTS}/results.json",
+        *session.posargs,
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON)

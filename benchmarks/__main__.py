@@ -1,4 +1,8 @@
-"""``python -m benchmarks [--quick] [--only NAME] [--json PATH]``: run, print markdown tables."""
+"""``python -m benchmarks [--quick] [--only NAME] [--json PATH] [--charts DIR]``: run, report.
+
+The tables are printed as markdown; ``--json`` writes every number, and ``--charts`` draws
+the PNGs of docs/benchmarks.md from the same report (``benchmarks/_charts.py``).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import FULL, QUICK, Settings, etl, fastpath, instructions, queued, steady, storm
+from ._charts import write_charts
 from ._org import OrgProcess, pin_client
 from ._report import Section
 
@@ -117,7 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
+    parser.add_argument(
+        "--charts",
+        type=Path,
+        metavar="DIR",
+        help="also draw the charts of docs/benchmarks.md (PNG) into DIR; needs matplotlib",
+    )
     args = parser.parse_args(argv)
+    if args.charts is not None and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--charts needs matplotlib: pip install matplotlib (nox -s bench has it)")
 
     # Storms make refreshes fail on purpose; the library logs each at WARNING or ERROR.
     logging.getLogger("sfoauth_async").setLevel(logging.CRITICAL)
@@ -136,18 +149,21 @@ def main(argv: list[str] | None = None) -> int:
         sections = asyncio.run(run_all(org, settings, names))
     elapsed = time.perf_counter() - started
     print(f"Total: {elapsed:.0f} s")
+    report = {
+        **env,
+        "run": "quick" if args.quick else "full",
+        "elapsed_s": round(elapsed, 1),
+        "settings": settings.as_dict(),
+        "caveats": notes,
+        "sections": {s.name: s.as_dict() for s in sections},
+    }
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            **env,
-            "run": "quick" if args.quick else "full",
-            "elapsed_s": round(elapsed, 1),
-            "settings": settings.as_dict(),
-            "caveats": notes,
-            "sections": {s.name: s.as_dict() for s in sections},
-        }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"Wrote {args.json}")
+    if args.charts is not None:
+        for path in write_charts(report, args.charts):
+            print(f"Wrote {path}")
     return 0
 
 
