@@ -5,6 +5,10 @@ between processes (the benchmarks run their clients against one). It starts a
 `FakeSalesforceOrg` and a control site, prints one JSON line with their URLs and the
 credentials a client needs, then serves until SIGINT or SIGTERM and exits with status 0.
 
+``--format env`` prints shell ``export`` lines instead of the JSON line: the ``SF_*``
+variables of the ``sfoauth`` command line and `flow_from_env` (client credentials against
+the My Domain, and the user to log in as), for ``. ./org.env``.
+
 Ports: ``--port N`` serves the login site on N, the My Domain site on N+1 and the control
 site on N+2; without it, each gets a free port.
 
@@ -29,6 +33,7 @@ import asyncio
 import errno
 import json
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -141,6 +146,21 @@ def _announcement(
     }
 
 
+def _shell_exports(info: dict[str, Any]) -> str:
+    # Client credentials is the grant flow_from_env picks from these (no SF_REFRESH_TOKEN, no
+    # private key), and it works against the My Domain; SF_USERNAME and SF_PASSWORD are there
+    # for `sfoauth login --web` and the password grant.
+    variables = {
+        "SF_CLIENT_ID": info["client_id"],
+        "SF_CLIENT_SECRET": info["client_secret"],
+        "SF_LOGIN_URL": info["my_domain_url"],
+        "SF_USERNAME": info["username"],
+        "SF_PASSWORD": info["password"],
+        "SF_SECURITY_TOKEN": info["security_token"],
+    }
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in variables.items())
+
+
 def _cannot_listen(port: int, exc: OSError) -> str:
     why = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
     return (
@@ -198,7 +218,8 @@ async def serve(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
                 return 2
             control_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
             info = _announcement(org, control_url, key_file, org.issue_refresh_token())
-            out.write(json.dumps(info) + "\n")
+            # One write: a reader that waits for a non-empty file never sees half of it.
+            out.write(_shell_exports(info) if args.format == "env" else json.dumps(info) + "\n")
             out.flush()
             err.write(
                 f"Fake Salesforce org {org.org_id}: login URL {org.login_url}, My Domain "
@@ -236,6 +257,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve a fake Salesforce org on 127.0.0.1. Prints one JSON line (URLs, "
         "client id and secret, user, password, security token, a refresh token, the private "
         "key file), then serves until SIGINT or SIGTERM.",
+    )
+    run.add_argument(
+        "--format",
+        choices=("json", "env"),
+        default="json",
+        help="json: one JSON line (default); env: shell export lines of the SF_* variables "
+        "(client credentials against the My Domain, and the user), for `. ./org.env`",
     )
     run.add_argument(
         "--port",
@@ -276,7 +304,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sfoauth_async.testing serve [--port N] [--session-lifetime S] ...``.
+    """``python -m sfoauth_async.testing serve [--format F] [--port N] [--session-lifetime S] ...``.
 
     Example:
         ```python
