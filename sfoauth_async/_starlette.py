@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import NoReturn
@@ -27,15 +27,27 @@ def _response(reply: Reply) -> Response:
     return response
 
 
+class _Refusal(HTTPException):
+    # An HTTPException, so that Starlette and FastAPI answer it even without our handler
+    # (text, or FastAPI's {"detail": ...}, and one value per header); with the handler of
+    # `SalesforceLogin.exception_handlers` the reply goes out whole: JSON, every cookie.
+    def __init__(self, reply: Reply) -> None:
+        detail = (
+            "Log in with Salesforce first."
+            if reply.status != 503
+            else "Salesforce or the token store cannot be reached now; try again later."
+        )
+        super().__init__(reply.status, detail=detail, headers=dict(reply.headers))
+        self.reply = reply
+
+
 def _refuse(reply: Reply) -> NoReturn:
-    # HTTPException keeps one value per header: a refusal sets at most one cookie.
-    headers = dict(reply.headers)
-    detail = (
-        "Log in with Salesforce first."
-        if reply.status != 503
-        else "Salesforce or the token store cannot be reached now; try again later."
-    )
-    raise HTTPException(reply.status, detail=detail, headers=headers)
+    raise _Refusal(reply)
+
+
+async def _answer_refusal(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, _Refusal)
+    return _response(exc.reply)
 
 
 def _path_qs(request: Request) -> str:
@@ -52,8 +64,8 @@ class SalesforceLogin:
     button). `session` is a FastAPI dependency giving the logged-in user's `AsyncSession`,
     held for the request; for plain Starlette endpoints, ``async with
     login.user_session(request) as sf``. When nobody is logged in, browsers are
-    redirected to the login page (``303``) and API clients get a ``401`` (FastAPI answers it
-    as ``{"detail": ...}`` JSON), by the ``Accept`` header.
+    redirected to the login page (``303``) and API clients get a ``401`` JSON answer, by the
+    ``Accept`` header; give the app `exception_handlers` so that the answer goes out whole.
 
     The user is identified by the ``sfoauth_user`` cookie, set at the callback: encrypted
     and signed with a key derived from ``secret_key``, ``HttpOnly``, ``SameSite=Lax``,
@@ -87,7 +99,9 @@ class SalesforceLogin:
                 yield
 
 
-        app = FastAPI(lifespan=lifespan, routes=login.routes)
+        app = FastAPI(
+            lifespan=lifespan, routes=login.routes, exception_handlers=login.exception_handlers
+        )
 
 
         @app.get("/limits")
@@ -134,6 +148,28 @@ class SalesforceLogin:
             ```
         """
         return self._login.users
+
+    @property
+    def exception_handlers(
+        self,
+    ) -> Mapping[type[Exception], Callable[[Request, Exception], Awaitable[Response]]]:
+        """The handler that sends the "log in first" answers whole; give it to the app.
+
+        Without it, Starlette answers a refusal with a text body and FastAPI with
+        ``{"detail": ...}``, each with one value per header; with it, API clients get the
+        JSON ``{"error": "login_required", ...}`` (or ``"salesforce_unavailable"``) and every
+        cookie.
+
+        Example:
+            ```python
+            app = Starlette(
+                routes=[*login.routes, Route("/limits", limits)],
+                exception_handlers=login.exception_handlers,  # FastAPI(...) takes it too
+                lifespan=lifespan,
+            )
+            ```
+        """
+        return {_Refusal: _answer_refusal}
 
     def user_key(self, request: Request) -> str | None:
         """Who this browser is logged in as (from the signed cookie), or ``None``.

@@ -71,7 +71,7 @@ def test_bad_settings_are_refused(fake_org: FakeSalesforceOrg, options, message)
 
 
 @asynccontextmanager
-async def starlette_app(org: FakeSalesforceOrg) -> AsyncIterator[str]:
+async def starlette_app(org: FakeSalesforceOrg, *, handlers: bool = True) -> AsyncIterator[str]:
     """A plain Starlette app (no FastAPI) with one endpoint using user_session()."""
     sock = bound_socket()
     port = sock.getsockname()[1]
@@ -90,7 +90,11 @@ async def starlette_app(org: FakeSalesforceOrg) -> AsyncIterator[str]:
         async with users:
             yield
 
-    app = Starlette(routes=[*login.routes, Route("/limits", limits)], lifespan=lifespan)
+    app = Starlette(
+        routes=[*login.routes, Route("/limits", limits)],
+        exception_handlers=dict(login.exception_handlers) if handlers else None,
+        lifespan=lifespan,
+    )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     import asyncio  # noqa: PLC0415
 
@@ -107,13 +111,26 @@ async def starlette_app(org: FakeSalesforceOrg) -> AsyncIterator[str]:
 
 
 async def test_plain_starlette_app(fake_org: FakeSalesforceOrg):
-    """Without FastAPI: 401 text before the login, the user's API data after it."""
+    """Without FastAPI: 401 JSON before the login, the user's API data after it."""
     fake_org.auto_approve = True
     async with starlette_app(fake_org) as url, client() as http:
-        async with http.get(f"{url}/limits") as r:
+        async with http.get(f"{url}/limits", headers={"Accept": "application/json"}) as r:
             assert r.status == 401
             assert r.headers["WWW-Authenticate"].startswith("Cookie ")
+            assert (await r.json())["error"] == "login_required"
         async with http.get(f"{url}/login/salesforce?next=/limits") as r:  # follows redirects
             assert r.status == 200
             body = await r.json()
     assert body == {"user": f"{fake_org.org_id}/{fake_org.user.user_id}", "max": 100_000}
+
+
+async def test_without_the_handlers_a_refusal_is_still_a_401(fake_org: FakeSalesforceOrg):
+    """An app that did not take exception_handlers still refuses, as Starlette's text 401."""
+    async with (
+        starlette_app(fake_org, handlers=False) as url,
+        client() as http,
+        http.get(f"{url}/limits", headers={"Accept": "application/json"}) as r,
+    ):
+        assert r.status == 401
+        assert r.headers["WWW-Authenticate"].startswith("Cookie ")
+        assert await r.text() == "Log in with Salesforce first."

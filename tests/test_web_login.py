@@ -98,7 +98,11 @@ async def test_not_logged_in_api_client_gets_401_json(app, http):
     async with http.get(f"{app.url}/api/me", headers=JSON, allow_redirects=False) as r:
         assert r.status == 401
         assert r.content_type == "application/json"
-        assert "log in with salesforce" in str(await r.json()).lower()
+        assert await r.json() == {
+            "error": "login_required",
+            "message": "Log in with Salesforce first.",
+            "login_url": "/login/salesforce",
+        }
         assert r.headers["WWW-Authenticate"].startswith("Cookie ")
         assert r.headers["Vary"] == "Accept"
 

@@ -37,7 +37,9 @@ def create_app(users: UserSessions, *, secret_key: str) -> FastAPI:
         async with users:  # the users' sessions live as long as the app
             yield
 
-    app = FastAPI(lifespan=lifespan, routes=login.routes)
+    app = FastAPI(
+        lifespan=lifespan, routes=login.routes, exception_handlers=login.exception_handlers
+    )
 
     @app.get("/", response_class=HTMLResponse)
     async def home(sf: AsyncSession = Depends(login.session)) -> str:  # noqa: B008 - FastAPI
