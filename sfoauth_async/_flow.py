@@ -332,8 +332,12 @@ class Flow(abc.ABC):
             )
             ```
         """
+        return self._store_key_of(self._subject(token))
+
+    def _store_key_of(self, subject: str) -> str:
+        # Also for UserSessions, whose user keys are the subjects of authorization-code keys.
         where = self._login_url.split("://", 1)[1]
-        return f"sfoauth:{self._key_grant}:{where}:{self._client_id}:{self._subject(token)}"
+        return f"sfoauth:{self._key_grant}:{where}:{self._client_id}:{subject}"
 
     _key_grant: ClassVar[str]
 

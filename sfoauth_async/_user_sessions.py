@@ -175,7 +175,6 @@ class UserSessions:
         self._sweeper: asyncio.Task[None] | None = None
         self._connector: aiohttp.BaseConnector | None = None
         self._open = False
-        self._key_prefix = flow.store_key(_NAMED_TOKEN).removesuffix(_NAMED_SUBJECT)
         self._clock: Callable[[], float] = time.monotonic
 
     # -- what it holds ------------------------------------------------------------------
@@ -213,7 +212,7 @@ class UserSessions:
             assert users.store_key(user_key) == flow.store_key(token)
             ```
         """
-        return self._key_prefix + _check_user_key(user_key)
+        return self._flow._store_key_of(_check_user_key(user_key))
 
     def __len__(self) -> int:
         """How many users' sessions are open now."""
@@ -368,12 +367,10 @@ class UserSessions:
         """
         deadline = self._clock() - self._idle_s
         idle = [
-            entry
-            for entry in self._entries.values()
+            self._entries.pop(key)
+            for key, entry in list(self._entries.items())
             if entry.uses == 0 and entry.last_used <= deadline
         ]
-        for entry in idle:
-            self._drop(entry)
         await asyncio.gather(*(entry.session.close() for entry in idle))
         return len(idle)
 
@@ -386,7 +383,7 @@ class UserSessions:
         entry = self._entries.get(user_key)
         if entry is not None and entry.session.closed:
             # Closed by someone else: a new one takes its place.
-            self._drop(entry)
+            del self._entries[user_key]
             entry = None
         if entry is None:
             session = AsyncSession(
@@ -403,12 +400,6 @@ class UserSessions:
             self._entries.move_to_end(user_key)
             entry.last_used = self._clock()
         return entry
-
-    def _drop(self, entry: _Entry) -> None:
-        for key, found in self._entries.items():
-            if found is entry:
-                del self._entries[key]
-                return
 
     def _close_beyond_max(self) -> None:
         excess = len(self._entries) - self._max_sessions
@@ -486,14 +477,3 @@ class UserSessions:
             f"<UserSessions {state}: {len(self._entries)} of {self._max_sessions} sessions, "
             f"{self._flow!r}, {self._store!r}>"
         )
-
-
-# Flow.store_key names the user of an authorization-code token "<org id>/<user id>": the
-# key of a token naming a made-up user, less that user, is the prefix of every user's key
-# (the same keys as AsyncSession(flow, token=token, store=store) uses).
-_NAMED_SUBJECT = "00D000000000000AAA/005000000000000AAA"
-_NAMED_TOKEN = Token(
-    access_token="-",
-    instance_url="https://localhost",
-    id="https://localhost/id/" + _NAMED_SUBJECT,
-)

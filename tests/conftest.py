@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -30,6 +31,14 @@ def skip_or_fail(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason}. CI=true: this test must run, never skip.")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def virtualenv() -> Path:
+    """This interpreter's virtualenv, which the README's commands run from (as ``.venv``)."""
+    if sys.prefix == sys.base_prefix:
+        skip_or_fail("the README's commands run from a virtualenv: run the tests in one")
+    return Path(sys.prefix)
 
 
 @pytest.fixture
@@ -228,7 +237,6 @@ def redis_server_factory(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
 
 import json  # noqa: E402
 import signal  # noqa: E402
-import sys  # noqa: E402
 
 FLEET_WORKER = Path(__file__).with_name("fleet_worker.py")
 
